@@ -1,0 +1,60 @@
+// Package record turns Kafka state messages (codr.state.<entity>) into BSON
+// documents ready for MongoDB, and builds and parses the dead letters of the
+// ones that cannot be written. It is pure: no network, no clock of its own.
+package record
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Header is one Kafka message header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is a Kafka message as statesync sees it, independent of the client
+// library that fetched it.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte // nil for a tombstone
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Record is a decoded state message.
+type Record struct {
+	Msg         Message       // the original message, kept for the dead-letter path
+	ID          bson.ObjectID // from the Kafka key; the document's _id
+	Tombstone   bool          // null value: delete the document
+	Doc         bson.Raw      // payload with _id = ID; nil for a tombstone
+	TraceID     string        // IMessage header traceId, "" when absent
+	ProcessedAt time.Time     // IMessage header processedAt, zero when absent
+}
+
+// Error classes of records that can never be written as they are. They are
+// the error.class header of a dead letter.
+const (
+	ClassInvalidJSON    = "invalid-json"    // value is not a JSON object / not UTF-8
+	ClassInvalidKey     = "invalid-key"     // key missing or not a 24-hex ObjectId
+	ClassIDMismatch     = "id-mismatch"     // payload _id/id disagrees with the key
+	ClassInvalidPayload = "invalid-payload" // no payload, bad extended JSON, $-prefixed key
+	ClassTooLarge       = "too-large"       // BSON document over 16 MiB
+	ClassRejected       = "rejected"        // MongoDB refused the document (validation etc.)
+	ClassUnwritable     = "unwritable"      // kept failing while MongoDB was healthy
+)
+
+// PoisonError is a permanent, per-record failure: the record goes to the
+// dead-letter topic and the partition moves on.
+type PoisonError struct {
+	Class string
+	Err   error
+}
+
+func (e *PoisonError) Error() string { return e.Class + ": " + e.Err.Error() }
+func (e *PoisonError) Unwrap() error { return e.Err }
