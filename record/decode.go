@@ -1,0 +1,295 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// MaxBSONDocBytes is MongoDB's limit on one document.
+const MaxBSONDocBytes = 16 * 1024 * 1024
+
+// DecodeOptions tunes Decode. The zero value is the production setting.
+type DecodeOptions struct {
+	// MaxDocBytes is the largest BSON document accepted; 0 means 16 MiB.
+	MaxDocBytes int
+	// Reference decodes with the stock path only (encoding/json +
+	// bson.UnmarshalExtJSON). It is the oracle the fast path is fuzzed
+	// against, and the baseline of the benchmarks.
+	Reference bool
+}
+
+func (o DecodeOptions) maxDocBytes() int {
+	if o.MaxDocBytes <= 0 {
+		return MaxBSONDocBytes
+	}
+	return o.MaxDocBytes
+}
+
+// IMessage header names, both as Kafka headers and inside an envelope.
+const (
+	HeaderKey         = "key"
+	HeaderTraceID     = "traceId"
+	HeaderProcessedAt = "processedAt"
+)
+
+// Decode turns one state message into a Record. Every error it returns is a
+// *PoisonError: the message can never be written as it is.
+//
+// Rules (DESIGN "Wire format"):
+//   - The Kafka key must be 24 hex characters: it becomes Record.ID and the
+//     document's _id (always the first field, ObjectId type).
+//   - A nil value is a tombstone. An empty non-nil value is invalid JSON.
+//   - The value is either the record alone {"payload": {...}} or the envelope
+//     {"headers": {...}, "record": {"payload": {...}}}: a top-level "record"
+//     key makes it an envelope. A value that is JSON but not an object (array,
+//     scalar, null) is ClassInvalidJSON, like text that is not JSON.
+//   - IMessage headers traceId and processedAt: a Kafka header wins when it is
+//     present, else the envelope's header is used. Kafka headers are what the
+//     Codr producers set and what the broker-side tooling shows, and they are
+//     cheap to read; the envelope is the fallback for producers that only fill
+//     the JSON. A non-string envelope traceId is ignored. A processedAt that is
+//     present but unparseable is ClassInvalidPayload: ignoring it would
+//     silently switch off the stale-write guard for that record.
+//   - The payload is MongoDB Extended JSON (relaxed or canonical), decoded with
+//     bson.UnmarshalExtJSON semantics. A field name starting with '$' that is
+//     not an extended-JSON wrapper, at any depth, is ClassInvalidPayload.
+//   - A payload _id must be the key's ObjectId (or its hex string); else, with
+//     no _id, an "id" holding an ObjectId (or 24-hex string) must equal the key.
+//
+// The production path is a single-pass JSON to BSON transcoder; for what it
+// does not handle itself (rare extended-JSON types, and every poison record
+// except a bad key or an oversized document) it defers to the stock decoder,
+// so both always agree (FuzzDecodeMatchesStock).
+func Decode(m Message, o DecodeOptions) (Record, error) {
+	id, err := parseKey(m.Key)
+	if err != nil {
+		return Record{}, err
+	}
+	r := Record{Msg: m, ID: id}
+	var env envHeaders
+	if m.Value == nil {
+		r.Tombstone = true
+	} else {
+		var doc []byte
+		if !o.Reference {
+			doc, env, err = decodeFast(m.Value, id, o.maxDocBytes())
+		}
+		if o.Reference || err == errFallback {
+			doc, env, err = decodeStock(m.Value, id, o.maxDocBytes())
+		}
+		if err != nil {
+			return Record{}, err
+		}
+		r.Doc = doc
+	}
+	if r.TraceID, r.ProcessedAt, err = resolveHeaders(m.Headers, env); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+func poison(class, format string, args ...any) *PoisonError {
+	return &PoisonError{Class: class, Err: fmt.Errorf(format, args...)}
+}
+
+func parseKey(key []byte) (bson.ObjectID, error) {
+	var id bson.ObjectID
+	if len(key) != 24 {
+		if len(key) == 0 {
+			return id, poison(ClassInvalidKey, "missing key: want the entity ObjectId as 24 hex characters")
+		}
+		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: want 24 hex characters", truncate(key, 64))
+	}
+	if _, err := hex.Decode(id[:], key); err != nil {
+		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: want 24 hex characters", truncate(key, 64))
+	}
+	return id, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// envHeaders are the raw JSON values of the envelope's traceId and
+// processedAt headers (nil when absent). They alias the message value.
+type envHeaders struct {
+	traceID, processedAt []byte
+}
+
+// lastHeader returns the value of the last Kafka header named key.
+func lastHeader(hs []Header, key string) ([]byte, bool) {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == key {
+			return hs[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt time.Time, err error) {
+	if v, ok := lastHeader(hs, HeaderTraceID); ok {
+		traceID = string(v)
+	} else if env.traceID != nil {
+		traceID = jsonStringOrEmpty(env.traceID)
+	}
+	if v, ok := lastHeader(hs, HeaderProcessedAt); ok {
+		processedAt, err = parseProcessedAtHeader(v)
+	} else if env.processedAt != nil {
+		processedAt, err = parseProcessedAtJSON(env.processedAt)
+	}
+	if err != nil {
+		return "", time.Time{}, &PoisonError{Class: ClassInvalidPayload, Err: err}
+	}
+	return traceID, processedAt, nil
+}
+
+func jsonStringOrEmpty(raw []byte) string {
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 && bytes.IndexByte(raw[1:len(raw)-1], '"') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// parseProcessedAtHeader reads a Kafka processedAt header: an ISO-8601 string,
+// or the extended-JSON {"$date": ...} some producers send. Empty is absent.
+func parseProcessedAtHeader(v []byte) (time.Time, error) {
+	if len(v) == 0 {
+		return time.Time{}, nil
+	}
+	if v[0] == '{' {
+		return parseProcessedAtJSON(v)
+	}
+	t, ok := parseISO(string(v))
+	if !ok {
+		return time.Time{}, fmt.Errorf("header processedAt %q is not an ISO-8601 date (want RFC 3339, e.g. 2024-05-01T12:00:00.000Z)", truncate(v, 64))
+	}
+	return t, nil
+}
+
+// parseProcessedAtJSON reads an envelope processedAt: a JSON string, null
+// (absent), or {"$date": <ISO string | {"$numberLong": "ms"} | ms number>}.
+func parseProcessedAtJSON(raw []byte) (time.Time, error) {
+	bad := func() (time.Time, error) {
+		return time.Time{}, fmt.Errorf("header processedAt %s is not an ISO-8601 date (want RFC 3339, e.g. \"2024-05-01T12:00:00.000Z\", or {\"$date\": ...})", truncate(raw, 64))
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return bad()
+	}
+	switch v := v.(type) {
+	case nil:
+		return time.Time{}, nil
+	case string:
+		if v == "" {
+			return time.Time{}, nil
+		}
+		if t, ok := parseISO(v); ok {
+			return t, nil
+		}
+	case map[string]any:
+		d, ok := v["$date"]
+		if !ok || len(v) != 1 {
+			return bad()
+		}
+		switch d := d.(type) {
+		case string:
+			if t, ok := parseISO(d); ok {
+				return t, nil
+			}
+		case float64:
+			if d == float64(int64(d)) {
+				return time.UnixMilli(int64(d)).UTC(), nil
+			}
+		case map[string]any:
+			if s, ok := d["$numberLong"].(string); ok && len(d) == 1 {
+				var ms int64
+				if _, err := fmt.Sscan(s, &ms); err == nil {
+					return time.UnixMilli(ms).UTC(), nil
+				}
+			}
+		}
+	}
+	return bad()
+}
+
+// parseISO accepts RFC 3339 with or without fractional seconds, and the
+// offset without a colon that some JavaScript producers emit.
+func parseISO(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t, err = time.Parse("2006-01-02T15:04:05.999999999Z0700", s)
+		if err != nil {
+			return time.Time{}, false
+		}
+	}
+	return t.UTC(), true
+}
+
+// idMatches reports whether a payload _id/id value of BSON type t with value
+// bytes v equals the key: the same ObjectId, or a string of its 24 hex digits.
+func idMatches(t bson.Type, v []byte, id bson.ObjectID) bool {
+	switch t {
+	case bson.TypeObjectID:
+		return len(v) == 12 && bytes.Equal(v, id[:])
+	case bson.TypeString:
+		s, ok := bsonStringBytes(v)
+		if !ok || len(s) != 24 {
+			return false
+		}
+		var got bson.ObjectID
+		_, err := hex.Decode(got[:], s)
+		return err == nil && got == id
+	}
+	return false
+}
+
+// isObjectIDLike reports whether an "id" value holds an ObjectId: an ObjectId
+// or a string of 24 hex digits. Other ids (numbers, slugs) are not checked.
+func isObjectIDLike(t bson.Type, v []byte) bool {
+	switch t {
+	case bson.TypeObjectID:
+		return true
+	case bson.TypeString:
+		s, ok := bsonStringBytes(v)
+		if !ok || len(s) != 24 {
+			return false
+		}
+		var got bson.ObjectID
+		_, err := hex.Decode(got[:], s)
+		return err == nil
+	}
+	return false
+}
+
+func bsonStringBytes(v []byte) ([]byte, bool) {
+	if len(v) < 5 {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint32(v))
+	if n < 1 || 4+n > len(v) {
+		return nil, false
+	}
+	return v[4 : 4+n-1], true
+}
+
+func appendIDElement(dst []byte, id bson.ObjectID) []byte {
+	dst = append(dst, byte(bson.TypeObjectID), '_', 'i', 'd', 0)
+	return append(dst, id[:]...)
+}
+
+func tooLarge(n, max int) *PoisonError {
+	return poison(ClassTooLarge, "document is %d bytes of BSON, over the %d-byte limit", n, max)
+}

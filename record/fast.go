@@ -1,0 +1,895 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// errFallback means the fast path declined the message: the stock decoder
+// decides it. It is never returned by Decode.
+var errFallback = errors.New("record: fast path declined")
+
+// maxFastDepth bounds the nesting (objects and arrays) the fast path handles;
+// deeper values go to the stock decoder, which enforces its own limits.
+const maxFastDepth = 100
+
+// scratch buffers for the transcoder: the document is built in one and copied
+// out at its exact size, so a batch does not pin oversized buffers.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// decodeFast is the production decoder: one pass over the value, appending
+// BSON as it reads. It succeeds only where it is sure the stock decoder would
+// produce the same bytes; on anything else (invalid JSON, any poison except
+// an oversized document, rare extended-JSON wrappers, escaped envelope keys,
+// duplicate envelope keys, deep nesting) it returns errFallback.
+func decodeFast(value []byte, id bson.ObjectID, maxDoc int) ([]byte, envHeaders, error) {
+	bp := scratchPool.Get().(*[]byte)
+	d := fastDecoder{in: value, out: (*bp)[:0], id: id}
+	ok := d.message()
+	var doc []byte
+	var err error
+	switch {
+	case !ok:
+		err = errFallback
+	case len(d.out) > maxDoc:
+		err = tooLarge(len(d.out), maxDoc)
+	default:
+		doc = make([]byte, len(d.out))
+		copy(doc, d.out)
+	}
+	if cap(d.out) <= 1<<20 {
+		*bp = d.out[:0]
+		scratchPool.Put(bp)
+	}
+	if err != nil {
+		return nil, envHeaders{}, err
+	}
+	return doc, d.env, nil
+}
+
+type fastDecoder struct {
+	in    []byte
+	pos   int
+	out   []byte
+	id    bson.ObjectID
+	depth int
+	env   envHeaders
+
+	sawID, idBad bool
+}
+
+func (d *fastDecoder) ws() {
+	for d.pos < len(d.in) {
+		switch d.in[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// next skips whitespace and returns the next byte without consuming it (0 at
+// the end of input).
+func (d *fastDecoder) next() byte {
+	d.ws()
+	if d.pos < len(d.in) {
+		return d.in[d.pos]
+	}
+	return 0
+}
+
+func (d *fastDecoder) expect(c byte) bool {
+	if d.next() != c {
+		return false
+	}
+	d.pos++
+	return true
+}
+
+// message reads the whole value: record-only or envelope.
+func (d *fastDecoder) message() bool {
+	if !d.expect('{') {
+		return false
+	}
+	var sawPayload, sawRecord, sawHeaders, docOK bool
+	var env envHeaders
+	if d.next() == '}' {
+		return false
+	}
+	for {
+		key, ok := d.plainKey()
+		if !ok || !d.expect(':') {
+			return false
+		}
+		switch string(key) {
+		case "payload":
+			if sawPayload {
+				return false
+			}
+			sawPayload = true
+			if sawRecord {
+				ok = d.skipValue()
+			} else {
+				ok = d.payload()
+				docOK = ok
+			}
+		case "record":
+			if sawRecord {
+				return false
+			}
+			sawRecord = true
+			ok = d.record()
+			docOK = ok
+		case "headers":
+			if sawHeaders {
+				return false
+			}
+			sawHeaders = true
+			ok = d.headers(&env)
+		default:
+			ok = d.skipValue()
+		}
+		if !ok {
+			return false
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+			continue
+		case '}':
+			d.pos++
+		default:
+			return false
+		}
+		break
+	}
+	d.ws()
+	if d.pos != len(d.in) || !docOK {
+		return false
+	}
+	if sawRecord {
+		d.env = env
+	}
+	return true
+}
+
+// plainKey reads an object key that has no escapes (envelope level).
+func (d *fastDecoder) plainKey() ([]byte, bool) {
+	if !d.expect('"') {
+		return nil, false
+	}
+	start := d.pos
+	for d.pos < len(d.in) {
+		c := d.in[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			return d.in[start : d.pos-1], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c < 0x80:
+			d.pos++
+		default:
+			r, n := utf8.DecodeRune(d.in[d.pos:])
+			if r == utf8.RuneError && n == 1 {
+				return nil, false
+			}
+			d.pos += n
+		}
+	}
+	return nil, false
+}
+
+func (d *fastDecoder) record() bool {
+	if !d.expect('{') {
+		return false
+	}
+	sawPayload := false
+	if d.next() == '}' {
+		return false
+	}
+	for {
+		key, ok := d.plainKey()
+		if !ok || !d.expect(':') {
+			return false
+		}
+		if string(key) == "payload" {
+			if sawPayload {
+				return false
+			}
+			sawPayload = true
+			ok = d.payload()
+		} else {
+			ok = d.skipValue()
+		}
+		if !ok {
+			return false
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+			continue
+		case '}':
+			d.pos++
+			return sawPayload
+		default:
+			return false
+		}
+	}
+}
+
+func (d *fastDecoder) headers(env *envHeaders) bool {
+	if d.next() != '{' {
+		return d.skipValue()
+	}
+	d.pos++
+	if d.next() == '}' {
+		d.pos++
+		return true
+	}
+	for {
+		key, ok := d.plainKey()
+		if !ok || !d.expect(':') {
+			return false
+		}
+		d.ws()
+		start := d.pos
+		if !d.skipValue() {
+			return false
+		}
+		switch string(key) {
+		case HeaderTraceID:
+			env.traceID = d.in[start:d.pos]
+		case HeaderProcessedAt:
+			env.processedAt = d.in[start:d.pos]
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+			continue
+		case '}':
+			d.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// payload transcodes the entity into d.out as the final document: _id first,
+// then the payload's fields without its own _id.
+func (d *fastDecoder) payload() bool {
+	if !d.expect('{') {
+		return false
+	}
+	d.out = d.out[:0]
+	d.out = append(d.out, 0, 0, 0, 0)
+	d.out = appendIDElement(d.out, d.id)
+	d.sawID, d.idBad = false, false
+	if !d.objectBody(true) {
+		return false
+	}
+	d.out = append(d.out, 0)
+	binary.LittleEndian.PutUint32(d.out, uint32(len(d.out)))
+	return !d.idBad || d.sawID
+}
+
+// objectBody transcodes the members of an object whose '{' was consumed,
+// up to and including its '}'.
+func (d *fastDecoder) objectBody(top bool) bool {
+	if d.next() == '}' {
+		d.pos++
+		return true
+	}
+	for {
+		if !d.expect('"') {
+			return false
+		}
+		typePos := len(d.out)
+		d.out = append(d.out, 0)
+		keyStart := len(d.out)
+		if !d.str() {
+			return false
+		}
+		key := d.out[keyStart:]
+		if len(key) > 0 && key[0] == '$' || bytes.IndexByte(key, 0) >= 0 {
+			return false
+		}
+		d.out = append(d.out, 0)
+		if !d.expect(':') {
+			return false
+		}
+		valStart := len(d.out)
+		t, ok := d.value()
+		if !ok {
+			return false
+		}
+		d.out[typePos] = byte(t)
+		if top {
+			switch string(d.out[keyStart : valStart-1]) {
+			case "_id":
+				if !idMatches(t, d.out[valStart:], d.id) {
+					return false
+				}
+				d.sawID = true
+				d.out = d.out[:typePos]
+			case "id":
+				if isObjectIDLike(t, d.out[valStart:]) && !idMatches(t, d.out[valStart:], d.id) {
+					d.idBad = true
+				}
+			}
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// value transcodes one JSON value and returns its BSON type.
+func (d *fastDecoder) value() (bson.Type, bool) {
+	switch d.next() {
+	case '{':
+		d.pos++
+		if d.depth++; d.depth > maxFastDepth {
+			return 0, false
+		}
+		defer func() { d.depth-- }()
+		if d.next() == '"' && d.pos+1 < len(d.in) && (d.in[d.pos+1] == '$' || d.in[d.pos+1] == '\\') {
+			return d.wrapper()
+		}
+		start := len(d.out)
+		d.out = append(d.out, 0, 0, 0, 0)
+		if !d.objectBody(false) {
+			return 0, false
+		}
+		d.out = append(d.out, 0)
+		binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
+		return bson.TypeEmbeddedDocument, true
+	case '[':
+		d.pos++
+		if d.depth++; d.depth > maxFastDepth {
+			return 0, false
+		}
+		defer func() { d.depth-- }()
+		start := len(d.out)
+		d.out = append(d.out, 0, 0, 0, 0)
+		if d.next() == ']' {
+			d.pos++
+		} else {
+			for i := 0; ; i++ {
+				typePos := len(d.out)
+				d.out = append(d.out, 0)
+				d.out = strconv.AppendInt(d.out, int64(i), 10)
+				d.out = append(d.out, 0)
+				t, ok := d.value()
+				if !ok {
+					return 0, false
+				}
+				d.out[typePos] = byte(t)
+				c := d.next()
+				d.pos++
+				if c == ']' {
+					break
+				}
+				if c != ',' {
+					return 0, false
+				}
+			}
+		}
+		d.out = append(d.out, 0)
+		binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
+		return bson.TypeArray, true
+	case '"':
+		d.pos++
+		start := len(d.out)
+		d.out = append(d.out, 0, 0, 0, 0)
+		if !d.str() {
+			return 0, false
+		}
+		d.out = append(d.out, 0)
+		binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start-4))
+		return bson.TypeString, true
+	case 't':
+		if !d.literal("true") {
+			return 0, false
+		}
+		d.out = append(d.out, 1)
+		return bson.TypeBoolean, true
+	case 'f':
+		if !d.literal("false") {
+			return 0, false
+		}
+		d.out = append(d.out, 0)
+		return bson.TypeBoolean, true
+	case 'n':
+		if !d.literal("null") {
+			return 0, false
+		}
+		return bson.TypeNull, true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return d.number()
+	}
+	return 0, false
+}
+
+func (d *fastDecoder) literal(lit string) bool {
+	if len(d.in)-d.pos < len(lit) || string(d.in[d.pos:d.pos+len(lit)]) != lit {
+		return false
+	}
+	d.pos += len(lit)
+	return true
+}
+
+// number follows the relaxed extended-JSON reader: an integer literal is
+// int32 when it fits, else int64 when it fits, else a double; a literal with a
+// fraction or an exponent is a double; a double out of range is an error.
+func (d *fastDecoder) number() (bson.Type, bool) {
+	start := d.pos
+	in := d.in
+	i := d.pos
+	if i < len(in) && in[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(in) && in[i] == '0':
+		i++
+	case i < len(in) && in[i] >= '1' && in[i] <= '9':
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, false
+	}
+	isFloat := false
+	if i < len(in) && in[i] == '.' {
+		isFloat = true
+		i++
+		j := i
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return 0, false
+		}
+	}
+	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
+		isFloat = true
+		i++
+		if i < len(in) && (in[i] == '+' || in[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return 0, false
+		}
+	}
+	d.pos = i
+	lit := in[start:i]
+	if !isFloat {
+		var v int64
+		ok := false
+		if len(lit) <= 18 {
+			neg := lit[0] == '-'
+			digits := lit
+			if neg {
+				digits = lit[1:]
+			}
+			for _, c := range digits {
+				v = v*10 + int64(c-'0')
+			}
+			if neg {
+				v = -v
+			}
+			ok = true
+		} else if p, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
+			v, ok = p, true
+		}
+		if ok {
+			if v >= math.MinInt32 && v <= math.MaxInt32 {
+				d.out = binary.LittleEndian.AppendUint32(d.out, uint32(int32(v)))
+				return bson.TypeInt32, true
+			}
+			d.out = binary.LittleEndian.AppendUint64(d.out, uint64(v))
+			return bson.TypeInt64, true
+		}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		return 0, false
+	}
+	d.out = binary.LittleEndian.AppendUint64(d.out, math.Float64bits(f))
+	return bson.TypeDouble, true
+}
+
+// str decodes a JSON string (opening quote consumed) onto d.out, with the
+// escape handling of the bson extended-JSON scanner: a lone surrogate becomes
+// U+FFFD, and a high surrogate followed by a non-low-surrogate \u escape
+// becomes U+FFFD followed by that escape's rune.
+func (d *fastDecoder) str() bool {
+	in := d.in
+	for {
+		i := d.pos
+		for i < len(in) {
+			c := in[i]
+			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+				break
+			}
+			i++
+		}
+		d.out = append(d.out, in[d.pos:i]...)
+		d.pos = i
+		if i >= len(in) {
+			return false
+		}
+		c := in[i]
+		switch {
+		case c == '"':
+			d.pos++
+			return true
+		case c < 0x20:
+			return false
+		case c >= 0x80:
+			r, n := utf8.DecodeRune(in[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			d.out = append(d.out, in[i:i+n]...)
+			d.pos += n
+		default:
+			d.pos++
+			if !d.escape() {
+				return false
+			}
+		}
+	}
+}
+
+// escape decodes one escape sequence; d.pos is just after the backslash.
+func (d *fastDecoder) escape() bool {
+	in := d.in
+	for {
+		if d.pos >= len(in) {
+			return false
+		}
+		c := in[d.pos]
+		d.pos++
+		switch c {
+		case '"', '\\', '/':
+			d.out = append(d.out, c)
+		case 'b':
+			d.out = append(d.out, '\b')
+		case 'f':
+			d.out = append(d.out, '\f')
+		case 'n':
+			d.out = append(d.out, '\n')
+		case 'r':
+			d.out = append(d.out, '\r')
+		case 't':
+			d.out = append(d.out, '\t')
+		case 'u':
+			r, ok := d.hex4()
+			if !ok {
+				return false
+			}
+			if !utf16.IsSurrogate(r) {
+				d.out = utf8.AppendRune(d.out, r)
+				return true
+			}
+			if d.pos >= len(in) {
+				return false
+			}
+			if in[d.pos] != '\\' {
+				d.out = utf8.AppendRune(d.out, utf8.RuneError)
+				return true
+			}
+			d.pos++
+			if d.pos >= len(in) {
+				return false
+			}
+			if in[d.pos] != 'u' {
+				d.out = utf8.AppendRune(d.out, utf8.RuneError)
+				continue
+			}
+			d.pos++
+			r2, ok := d.hex4()
+			if !ok {
+				return false
+			}
+			if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
+				d.out = utf8.AppendRune(d.out, p)
+			} else {
+				d.out = utf8.AppendRune(d.out, utf8.RuneError)
+				d.out = utf8.AppendRune(d.out, r2)
+			}
+		default:
+			return false
+		}
+		return true
+	}
+}
+
+func (d *fastDecoder) hex4() (rune, bool) {
+	if len(d.in)-d.pos < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.in[d.pos : d.pos+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r*16 + rune(c)
+	}
+	d.pos += 4
+	return r, true
+}
+
+// wrapperString reads `"<no escapes>"` after a wrapper key's colon.
+func (d *fastDecoder) wrapperString() ([]byte, bool) {
+	return d.plainKey()
+}
+
+// wrapper transcodes the common extended-JSON wrappers ($oid, $date,
+// $numberLong, $numberInt, $numberDouble, $numberDecimal); d.pos is at the
+// first key's quote. Any other wrapper, or any irregularity, declines.
+func (d *fastDecoder) wrapper() (bson.Type, bool) {
+	key, ok := d.plainKey()
+	if !ok || !d.expect(':') {
+		return 0, false
+	}
+	var t bson.Type
+	switch string(key) {
+	case "$oid":
+		s, ok := d.wrapperString()
+		if !ok || len(s) != 24 {
+			return 0, false
+		}
+		var oid bson.ObjectID
+		if _, err := hex.Decode(oid[:], s); err != nil {
+			return 0, false
+		}
+		d.out = append(d.out, oid[:]...)
+		t = bson.TypeObjectID
+	case "$date":
+		var ms int64
+		switch d.next() {
+		case '"':
+			s, ok := d.wrapperString()
+			if !ok {
+				return 0, false
+			}
+			if ms, ok = parseExtJSONDate(s); !ok {
+				return 0, false
+			}
+		case '{':
+			d.pos++
+			k, ok := d.plainKey()
+			if !ok || string(k) != "$numberLong" || !d.expect(':') {
+				return 0, false
+			}
+			s, ok := d.wrapperString()
+			if !ok {
+				return 0, false
+			}
+			v, err := strconv.ParseInt(string(s), 10, 64)
+			if err != nil || !d.expect('}') {
+				return 0, false
+			}
+			ms = v
+		default:
+			return 0, false
+		}
+		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(ms))
+		t = bson.TypeDateTime
+	case "$numberLong":
+		s, ok := d.wrapperString()
+		if !ok {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(v))
+		t = bson.TypeInt64
+	case "$numberInt":
+		s, ok := d.wrapperString()
+		if !ok {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(string(s), 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		d.out = binary.LittleEndian.AppendUint32(d.out, uint32(int32(v)))
+		t = bson.TypeInt32
+	case "$numberDouble":
+		s, ok := d.wrapperString()
+		if !ok {
+			return 0, false
+		}
+		var f float64
+		switch string(s) {
+		case "Infinity":
+			f = math.Inf(1)
+		case "-Infinity":
+			f = math.Inf(-1)
+		case "NaN":
+			f = math.NaN()
+		default:
+			var err error
+			if f, err = strconv.ParseFloat(string(s), 64); err != nil {
+				return 0, false
+			}
+		}
+		d.out = binary.LittleEndian.AppendUint64(d.out, math.Float64bits(f))
+		t = bson.TypeDouble
+	case "$numberDecimal":
+		s, ok := d.wrapperString()
+		if !ok {
+			return 0, false
+		}
+		dec, err := bson.ParseDecimal128(string(s))
+		if err != nil {
+			return 0, false
+		}
+		hi, lo := dec.GetBytes()
+		d.out = binary.LittleEndian.AppendUint64(d.out, lo)
+		d.out = binary.LittleEndian.AppendUint64(d.out, hi)
+		t = bson.TypeDecimal128
+	default:
+		return 0, false
+	}
+	if !d.expect('}') {
+		return 0, false
+	}
+	return t, true
+}
+
+// parseExtJSONDate parses a relaxed $date string exactly as the bson package
+// does: RFC 3339 with millisecond truncation, with or without a colon in the
+// offset.
+func parseExtJSONDate(s []byte) (int64, bool) {
+	for _, layout := range [...]string{"2006-01-02T15:04:05.999Z07:00", "2006-01-02T15:04:05.999Z0700"} {
+		if t, err := time.Parse(layout, string(s)); err == nil {
+			return int64(bson.NewDateTimeFromTime(t)), true
+		}
+	}
+	return 0, false
+}
+
+// skipValue validates and skips one JSON value (envelope parts other than the
+// payload).
+func (d *fastDecoder) skipValue() bool {
+	switch d.next() {
+	case '{':
+		d.pos++
+		if d.depth++; d.depth > maxFastDepth {
+			return false
+		}
+		defer func() { d.depth-- }()
+		if d.next() == '}' {
+			d.pos++
+			return true
+		}
+		for {
+			if !d.expect('"') || !d.skipString() || !d.expect(':') || !d.skipValue() {
+				return false
+			}
+			switch d.next() {
+			case ',':
+				d.pos++
+			case '}':
+				d.pos++
+				return true
+			default:
+				return false
+			}
+		}
+	case '[':
+		d.pos++
+		if d.depth++; d.depth > maxFastDepth {
+			return false
+		}
+		defer func() { d.depth-- }()
+		if d.next() == ']' {
+			d.pos++
+			return true
+		}
+		for {
+			if !d.skipValue() {
+				return false
+			}
+			switch d.next() {
+			case ',':
+				d.pos++
+			case ']':
+				d.pos++
+				return true
+			default:
+				return false
+			}
+		}
+	case '"':
+		d.pos++
+		return d.skipString()
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		mark := len(d.out)
+		_, ok := d.number()
+		d.out = d.out[:mark]
+		return ok
+	}
+	return false
+}
+
+// skipString validates a JSON string whose opening quote was consumed.
+func (d *fastDecoder) skipString() bool {
+	in := d.in
+	for d.pos < len(in) {
+		c := in[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			d.pos++
+			if d.pos >= len(in) {
+				return false
+			}
+			switch in[d.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.pos++
+			case 'u':
+				d.pos++
+				if _, ok := d.hex4(); !ok {
+					return false
+				}
+			default:
+				return false
+			}
+		case c < 0x80:
+			d.pos++
+		default:
+			r, n := utf8.DecodeRune(in[d.pos:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			d.pos += n
+		}
+	}
+	return false
+}

@@ -1,0 +1,234 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const testKey = "5f1d7e3b9c8a4b2e6d0f1a2b"
+
+// seedValues is the shared corpus of the fuzz targets and of the
+// agreement test: both shapes, every extended-JSON type, poison kinds,
+// escapes, numbers at the edges, nesting.
+var seedValues = []string{
+	`{"payload":{"name":"Ada","age":36}}`,
+	`{"payload":{}}`,
+	` {"payload" : { "a" : [ 1 , 2 , { "b" : null } ] } } `,
+	`{"headers":{"key":"` + testKey + `","traceId":"7d1f0c8e-2b4a-4c5e-9f3a-1b2c3d4e5f60","processedAt":"2024-05-01T12:00:00.123Z"},"record":{"payload":{"name":"Ada"}}}`,
+	`{"headers":{"processedAt":{"$date":"2024-05-01T12:00:00Z"}},"record":{"payload":{"x":1}}}`,
+	`{"headers":{"processedAt":{"$date":{"$numberLong":"1714564800000"}}},"record":{"payload":{"x":1}}}`,
+	`{"headers":{"processedAt":"yesterday"},"record":{"payload":{"x":1}}}`,
+	`{"headers":{"traceId":42,"processedAt":null},"record":{"payload":{"x":1}}}`,
+	`{"headers":{"traceId":"t\u00e9"},"record":{"payload":{"x":1}},"payload":{"ignored":true}}`,
+	`{"payload":{"ignored":true},"record":{"payload":{"x":1}}}`,
+	`{"record":{"payload":{"x":1},"extra":[1,2,{"y":"z"}]},"headers":"not an object"}`,
+	`{"record":{"payload":{"x":1}},"record":{"payload":{"x":2}}}`,
+	`{"payload":{"x":1},"payload":{"x":2}}`,
+	`{"pay\u006coad":{"x":1}}`,
+	`{"record":[]}`,
+	`{"record":{"nopayload":1}}`,
+	`{"headers":{}}`,
+	`{"payload":null}`,
+	`{"payload":[1,2]}`,
+	`{"payload":"x"}`,
+	`{}`,
+	`[]`,
+	`[{"payload":{}}]`,
+	`"payload"`,
+	`42`,
+	`null`,
+	`true`,
+	``,
+	` `,
+	`{`,
+	`{"payload":{"a":1}`,
+	`{"payload":{"a":1}}}`,
+	`{"payload":{"a":1}} x`,
+	`{"payload":{"a":01}}`,
+	`{"payload":{"a":1.}}`,
+	`{"payload":{"a":.5}}`,
+	`{"payload":{"a":+1}}`,
+	`{"payload":{"a":tru}}`,
+	`{"payload":{"a":truex}}`,
+	`{"payload":{"a":'x'}}`,
+	"{\"payload\":{\"a\":\"\x01\"}}",
+	"{\"payload\":{\"a\":\"\xff\"}}",
+	"{\"payload\":{\"a\":\"\xed\xa0\x80\"}}",
+	"\xef\xbb\xbf{\"payload\":{}}",
+	`{"payload":{"_id":{"$oid":"` + testKey + `"},"name":"Ada"}}`,
+	`{"payload":{"name":"Ada","_id":"` + testKey + `"}}`,
+	`{"payload":{"name":"Ada","_id":"` + strings.ToUpper(testKey) + `"}}`,
+	`{"payload":{"_id":{"$oid":"000000000000000000000000"}}}`,
+	`{"payload":{"_id":"nope"}}`,
+	`{"payload":{"_id":7}}`,
+	`{"payload":{"_id":"` + testKey + `","_id":{"$oid":"` + testKey + `"}}}`,
+	`{"payload":{"id":"` + testKey + `"}}`,
+	`{"payload":{"id":{"$oid":"000000000000000000000000"}}}`,
+	`{"payload":{"id":"000000000000000000000000"}}`,
+	`{"payload":{"id":"000000000000000000000000","_id":"` + testKey + `"}}`,
+	`{"payload":{"id":12}}`,
+	`{"payload":{"id":"slug-not-hex"}}`,
+	`{"payload":{"n":{"sub":{"_id":"zzz","id":"000000000000000000000000"}}}}`,
+	`{"payload":{"$set":{"a":1}}}`,
+	`{"payload":{"a":{"b":{"$set":1}}}}`,
+	`{"payload":{"a":[{"$inc":1}]}}`,
+	`{"payload":{"a":{"b":1,"$oid":"` + testKey + `"}}}`,
+	`{"payload":{"$oid":"` + testKey + `"}}`,
+	`{"payload":{"a\u0000b":1}}`,
+	`{"payload":{"a":"x\u0000y"}}`,
+	`{"payload":{"":1}}`,
+	`{"payload":{"a.b":1}}`,
+	`{"payload":{"\u0024set":1}}`,
+	`{"payload":{"a":{"\u0024oid":"` + testKey + `"}}}`,
+	`{"payload":{"a":{"$oid":"` + testKey + `"}}}`,
+	`{"payload":{"a":{"$oid":"` + strings.ToUpper(testKey) + `"}}}`,
+	`{"payload":{"a":{"$oid":"xyz"}}}`,
+	`{"payload":{"a":{"$oid":12}}}`,
+	`{"payload":{"a":{"$oid":"` + testKey + `","b":1}}}`,
+	`{"payload":{"a":{"$date":"2024-05-01T12:00:00Z"}}}`,
+	`{"payload":{"a":{"$date":"2024-05-01T12:00:00.123456789+02:00"}}}`,
+	`{"payload":{"a":{"$date":"2024-05-01T12:00:00.5-0700"}}}`,
+	`{"payload":{"a":{"$date":"2024-05-01"}}}`,
+	`{"payload":{"a":{"$date":"yesterday"}}}`,
+	`{"payload":{"a":{"$date":{"$numberLong":"1714564800000"}}}}`,
+	`{"payload":{"a":{"$date":{"$numberLong":"-1"}}}}`,
+	`{"payload":{"a":{"$date":{"$numberLong":"x"}}}}`,
+	`{"payload":{"a":{"$date":1714564800000}}}`,
+	`{"payload":{"a":{"$date":1.5}}}`,
+	`{"payload":{"a":{"$numberLong":"9223372036854775807"}}}`,
+	`{"payload":{"a":{"$numberLong":"9223372036854775808"}}}`,
+	`{"payload":{"a":{"$numberLong":"+5"}}}`,
+	`{"payload":{"a":{"$numberLong":5}}}`,
+	`{"payload":{"a":{"$numberInt":"2147483647"}}}`,
+	`{"payload":{"a":{"$numberInt":"2147483648"}}}`,
+	`{"payload":{"a":{"$numberInt":"-0"}}}`,
+	`{"payload":{"a":{"$numberDouble":"1.5"}}}`,
+	`{"payload":{"a":{"$numberDouble":"Infinity"}}}`,
+	`{"payload":{"a":{"$numberDouble":"-Infinity"}}}`,
+	`{"payload":{"a":{"$numberDouble":"NaN"}}}`,
+	`{"payload":{"a":{"$numberDouble":"-0.0"}}}`,
+	`{"payload":{"a":{"$numberDouble":"1e400"}}}`,
+	`{"payload":{"a":{"$numberDecimal":"1.10"}}}`,
+	`{"payload":{"a":{"$numberDecimal":"-Infinity"}}}`,
+	`{"payload":{"a":{"$numberDecimal":"nope"}}}`,
+	`{"payload":{"a":{"$binary":{"base64":"AAEC","subType":"00"}}}}`,
+	`{"payload":{"a":{"$binary":{"base64":"AAEC","subType":"80"}}}}`,
+	`{"payload":{"a":{"$binary":"AAEC","$type":"00"}}}`,
+	`{"payload":{"a":{"$uuid":"7d1f0c8e-2b4a-4c5e-9f3a-1b2c3d4e5f60"}}}`,
+	`{"payload":{"a":{"$regularExpression":{"pattern":"^a","options":"i"}}}}`,
+	`{"payload":{"a":{"$regex":"^a","$options":"i"}}}`,
+	`{"payload":{"a":{"$timestamp":{"t":1,"i":2}}}}`,
+	`{"payload":{"a":{"$minKey":1},"b":{"$maxKey":1}}}`,
+	`{"payload":{"a":{"$undefined":true}}}`,
+	`{"payload":{"a":{"$symbol":"s"}}}`,
+	`{"payload":{"a":{"$code":"f()"}}}`,
+	`{"payload":{"a":{"$code":"f()","$scope":{"x":1}}}}`,
+	`{"payload":{"a":{"$dbPointer":{"$ref":"c","$id":{"$oid":"` + testKey + `"}}}}}`,
+	`{"payload":{"a":{"$unknown":1}}}`,
+	`{"payload":{"i":0,"n":-0,"m":-1,"big":2147483647,"bigger":2147483648,"neg":-2147483648,"negger":-2147483649}}`,
+	`{"payload":{"l":9223372036854775807,"l2":-9223372036854775808,"huge":9223372036854775808,"huger":123456789012345678901234567890}}`,
+	`{"payload":{"f":1.0,"e":1e3,"E":1E+3,"z":-0.0,"s":1e-400,"o":1e400}}`,
+	`{"payload":{"f":0.1,"g":123456789.123456789,"h":5e-324,"k":1.7976931348623157e308}}`,
+	`{"payload":{"s":"\"\\\/\b\f\n\r\t","u":"\u00e9\u4e2d\ud83d\ude00"}}`,
+	`{"payload":{"s":"\ud800","t":"\udc00x","u":"\ud800\u0041","v":"\ud800\ud800\udc00","w":"\ud800\n","x":"\udbff\udfff"}}`,
+	`{"payload":{"s":"\ud800"}}`,
+	`{"payload":{"s":"\ud800\"}}`,
+	`{"payload":{"s":"\uZZZZ"}}`,
+	`{"payload":{"s":"\x"}}`,
+	`{"payload":{"s":"é中😀"}}`,
+	`{"payload":{"a":1,"a":2,"b":{"c":1,"c":"2"}}}`,
+	`{"payload":{"z":1,"a":2,"m":3}}`,
+	`{"payload":{"t":true,"f":false,"n":null,"arr":[],"obj":{},"mixed":[1,"a",null,true,{"x":[[]]}]}}`,
+	`{"payload":{"a":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}}`,
+	`{"payload":` + strings.Repeat(`{"a":`, 120) + `1` + strings.Repeat(`}`, 120) + `}`,
+	`{"payload":` + strings.Repeat(`{"a":`, 205) + `1` + strings.Repeat(`}`, 205) + `}`,
+	`{"payload":{"a":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}}`,
+	`{"payload":{"name":"Ada","email":"ada@example.com","orgId":{"$oid":"` + testKey + `"},"createdAt":{"$date":"2024-05-01T12:00:00.000Z"},"tags":["a","b"],"address":{"city":"London","zip":"N1"},"score":{"$numberLong":"12"}}}`,
+}
+
+func FuzzDecodeMatchesStock(f *testing.F) {
+	for _, s := range seedValues {
+		f.Add([]byte(s), uint16(0))
+		f.Add([]byte(s), uint16(40))
+	}
+	id, _ := parseKey([]byte(testKey))
+	f.Fuzz(func(t *testing.T, value []byte, maxDoc uint16) {
+		max := MaxBSONDocBytes
+		if maxDoc != 0 {
+			max = int(maxDoc)
+		}
+		fdoc, fenv, ferr := decodeFast(value, id, max)
+		if errors.Is(ferr, errFallback) {
+			return
+		}
+		sdoc, senv, serr := decodeStock(value, id, max)
+		if ferr != nil || serr != nil {
+			if ferr == nil || serr == nil || class(ferr) != class(serr) {
+				t.Fatalf("value %q: fast error %v, stock error %v", value, ferr, serr)
+			}
+			return
+		}
+		if !bytes.Equal(fdoc, sdoc) {
+			t.Fatalf("value %q:\nfast  %x\nstock %x", value, fdoc, sdoc)
+		}
+		ft, fp, fe := resolveHeaders(nil, fenv)
+		st, sp, se := resolveHeaders(nil, senv)
+		if ft != st || !fp.Equal(sp) || class(fe) != class(se) {
+			t.Fatalf("value %q: headers differ: fast (%q, %v, %v), stock (%q, %v, %v)", value, ft, fp, fe, st, sp, se)
+		}
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range seedValues {
+		f.Add([]byte(testKey), []byte(s), "", false)
+		f.Add([]byte(testKey), []byte(s), "2024-05-01T12:00:00Z", false)
+	}
+	f.Add([]byte("nope"), []byte(`{"payload":{}}`), "", false)
+	f.Add([]byte(testKey), []byte(nil), "", true)
+	f.Fuzz(func(t *testing.T, key, value []byte, processedAt string, tombstone bool) {
+		m := Message{Key: key, Value: value}
+		if tombstone {
+			m.Value = nil
+		}
+		if processedAt != "" {
+			m.Headers = []Header{{Key: HeaderProcessedAt, Value: []byte(processedAt)}}
+		}
+		r, err := Decode(m, DecodeOptions{})
+		ref, referr := Decode(m, DecodeOptions{Reference: true})
+		if (err == nil) != (referr == nil) || class(err) != class(referr) {
+			t.Fatalf("key %q value %q: fast error %v, reference error %v", key, value, err, referr)
+		}
+		if err != nil {
+			var pe *PoisonError
+			if !errors.As(err, &pe) || pe.Class == "" {
+				t.Fatalf("error %v is not a classified *PoisonError", err)
+			}
+			return
+		}
+		if !bytes.Equal(r.Doc, ref.Doc) || r.ID != ref.ID || r.Tombstone != ref.Tombstone || r.TraceID != ref.TraceID || !r.ProcessedAt.Equal(ref.ProcessedAt) {
+			t.Fatalf("key %q value %q: records differ:\n%+v\n%+v", key, value, r, ref)
+		}
+		if !r.Tombstone {
+			if err := r.Doc.Validate(); err != nil {
+				t.Fatalf("value %q: invalid BSON: %v", value, err)
+			}
+			if e := r.Doc.Index(0); e.Key() != "_id" {
+				t.Fatalf("value %q: first field is %q, want _id", value, e.Key())
+			}
+		}
+	})
+}
+
+func class(err error) string {
+	var pe *PoisonError
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	if err != nil {
+		return "unclassified: " + err.Error()
+	}
+	return ""
+}
