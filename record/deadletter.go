@@ -1,0 +1,403 @@
+package record
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Dead-letter header names (seed IDeadLetterHeaders, DESIGN "Dead letters").
+const (
+	HeaderStream         = "stream"
+	HeaderTopic          = "topic"
+	HeaderPartition      = "partition"
+	HeaderPartitionSeed  = "partion" // the seed's spelling, accepted when reading
+	HeaderOffset         = "offset"
+	HeaderErrorClass     = "error.class"
+	HeaderErrorMessage   = "error.message"
+	HeaderErrorAt        = "error.at"
+	HeaderRecordEncoding = "recordEncoding" // in the value's headers only: how "record" holds the original
+	StreamState          = "state"
+)
+
+// How a dead letter's "record" holds the original value. A dead letter
+// without recordEncoding (from another producer) is read as RecordJSON.
+const (
+	// RecordJSON: "record" is the original JSON verbatim (record-only shape),
+	// or the "record" part of an envelope, whose IMessage headers are then
+	// replayed as Kafka headers (equivalent under Decode).
+	RecordJSON = "json"
+	// RecordString: the original was UTF-8 but not JSON (or had whitespace
+	// around it): "record" is a JSON string of exactly its bytes.
+	RecordString = "string"
+	// RecordBase64: the original was not UTF-8: "record" is its standard
+	// base64 encoding, so a replay restores the exact bytes.
+	RecordBase64 = "base64"
+	// RecordTombstone: the original value was null; "record" is null.
+	RecordTombstone = "tombstone"
+)
+
+// DeadLetter builds the dead letter of m: same Kafka key; value
+// {"headers": {key, traceId, processedAt, stream, topic, partition, offset,
+// recordEncoding}, "record": <original>}; Kafka headers repeat those fields
+// (except recordEncoding) and add error.class, error.message and error.at
+// (RFC 3339, UTC). The original value is copied once, into the new value.
+func DeadLetter(m Message, cause *PoisonError, at time.Time) (key, value []byte, headers []Header) {
+	var recordJSON []byte // verbatim JSON for "record", when the encoding is RecordJSON
+	encoding := RecordJSON
+	var env envHeaders
+	switch {
+	case m.Value == nil:
+		encoding = RecordTombstone
+	case !utf8.Valid(m.Value):
+		encoding = RecordBase64
+	case !json.Valid(m.Value) || isJSONSpace(m.Value[0]) || isJSONSpace(m.Value[len(m.Value)-1]):
+		encoding = RecordString
+	default:
+		recordJSON = m.Value
+		if rec, e, ok := envelopeParts(m.Value); ok {
+			recordJSON, env = rec, e
+		}
+	}
+
+	imKey, hasKey := lastHeader(m.Headers, HeaderKey)
+	if !hasKey && m.Key != nil {
+		imKey, hasKey = m.Key, true
+	}
+	traceID, traceJSON := headerForDLT(m.Headers, HeaderTraceID, env.traceID)
+	processedAt, processedJSON := headerForDLT(m.Headers, HeaderProcessedAt, env.processedAt)
+
+	size := 256 + len(m.Topic) + len(imKey) + len(traceJSON) + len(processedJSON)
+	switch encoding {
+	case RecordJSON:
+		size += len(recordJSON)
+	case RecordString:
+		size += len(m.Value) + len(m.Value)/8 + 2
+	case RecordBase64:
+		size += base64.StdEncoding.EncodedLen(len(m.Value)) + 2
+	}
+	v := make([]byte, 0, size)
+	v = append(v, `{"headers":{"key":`...)
+	if hasKey {
+		v = appendJSONString(v, imKey)
+	} else {
+		v = append(v, "null"...)
+	}
+	if traceJSON != nil {
+		v = append(v, `,"traceId":`...)
+		v = append(v, traceJSON...)
+	}
+	if processedJSON != nil {
+		v = append(v, `,"processedAt":`...)
+		v = append(v, processedJSON...)
+	}
+	v = append(v, `,"stream":"state","topic":`...)
+	v = appendJSONString(v, []byte(m.Topic))
+	v = append(v, `,"partition":`...)
+	v = strconv.AppendInt(v, int64(m.Partition), 10)
+	v = append(v, `,"offset":`...)
+	v = strconv.AppendInt(v, m.Offset, 10)
+	v = append(v, `,"recordEncoding":"`...)
+	v = append(v, encoding...)
+	v = append(v, `"},"record":`...)
+	switch encoding {
+	case RecordTombstone:
+		v = append(v, "null"...)
+	case RecordJSON:
+		v = append(v, recordJSON...)
+	case RecordString:
+		v = appendJSONString(v, m.Value)
+	case RecordBase64:
+		v = append(v, '"')
+		v = base64.StdEncoding.AppendEncode(v, m.Value)
+		v = append(v, '"')
+	}
+	v = append(v, '}')
+
+	msg, class := "", ""
+	if cause != nil {
+		class = cause.Class
+		if cause.Err != nil {
+			msg = cause.Err.Error()
+		}
+	}
+	headers = make([]Header, 0, 10)
+	if hasKey {
+		headers = append(headers, Header{HeaderKey, imKey})
+	}
+	if traceID != nil {
+		headers = append(headers, Header{HeaderTraceID, traceID})
+	}
+	if processedAt != nil {
+		headers = append(headers, Header{HeaderProcessedAt, processedAt})
+	}
+	headers = append(headers,
+		Header{HeaderStream, []byte(StreamState)},
+		Header{HeaderTopic, []byte(m.Topic)},
+		Header{HeaderPartition, strconv.AppendInt(nil, int64(m.Partition), 10)},
+		Header{HeaderOffset, strconv.AppendInt(nil, m.Offset, 10)},
+		Header{HeaderErrorClass, []byte(class)},
+		Header{HeaderErrorMessage, []byte(msg)},
+		Header{HeaderErrorAt, []byte(at.UTC().Format(time.RFC3339Nano))},
+	)
+	return m.Key, v, headers
+}
+
+// headerForDLT returns an IMessage header for a dead letter: the Kafka header
+// when present, else the envelope's; as Kafka header bytes and as JSON.
+func headerForDLT(hs []Header, name string, envRaw []byte) (kafka, asJSON []byte) {
+	if v, ok := lastHeader(hs, name); ok {
+		return v, appendJSONString(nil, v)
+	}
+	if envRaw == nil || string(envRaw) == "null" {
+		return nil, nil
+	}
+	if envRaw[0] == '"' {
+		var s string
+		if json.Unmarshal(envRaw, &s) == nil {
+			return []byte(s), envRaw
+		}
+	}
+	return envRaw, envRaw
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// envelopeParts finds, in a valid JSON value, the envelope's "record" part
+// and its traceId/processedAt headers, without copying. ok is false when the
+// value is not an envelope (or one the scanner declines, such as escaped or
+// duplicate keys: it is then dead-lettered whole, which is as good).
+func envelopeParts(value []byte) (rec []byte, env envHeaders, ok bool) {
+	d := fastDecoder{in: value}
+	if !d.expect('{') || d.next() == '}' {
+		return nil, env, false
+	}
+	var sawHeaders bool
+	for {
+		key, ok := d.plainKey()
+		if !ok || !d.expect(':') {
+			return nil, envHeaders{}, false
+		}
+		d.ws()
+		start := d.pos
+		switch string(key) {
+		case "headers":
+			if sawHeaders {
+				return nil, envHeaders{}, false
+			}
+			sawHeaders = true
+			ok = d.headers(&env)
+		case "record":
+			if rec != nil {
+				return nil, envHeaders{}, false
+			}
+			ok = d.skipValue()
+			rec = value[start:d.pos]
+		default:
+			ok = d.skipValue()
+		}
+		if !ok {
+			return nil, envHeaders{}, false
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+			continue
+		case '}':
+			d.pos++
+		default:
+			return nil, envHeaders{}, false
+		}
+		break
+	}
+	return rec, env, rec != nil
+}
+
+// appendJSONString appends s as a JSON string. s is expected to be UTF-8;
+// invalid bytes become U+FFFD (only header values can be such; the record
+// itself goes base64 then).
+func appendJSONString(dst, s []byte) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			r, n := utf8.DecodeRune(s[i:])
+			if r != utf8.RuneError || n != 1 {
+				i += n
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// DeadLetterInfo is a parsed dead letter: where it came from, why it failed,
+// and the original message to re-publish to its origin topic.
+type DeadLetterInfo struct {
+	Topic       string // origin topic
+	Partition   int32
+	Offset      int64
+	Key         []byte // the Kafka key, as on the origin message
+	TraceID     string
+	ProcessedAt string // verbatim, as the origin message carried it ("" when absent)
+	Class       string // error.class
+	Message     string // error.message
+	At          time.Time
+	// Original is the message to re-publish: origin topic, partition and
+	// offset (for reference), key, value, and the IMessage headers (key,
+	// traceId, processedAt) as Kafka headers.
+	Original Message
+}
+
+// ParseDeadLetter reads a dead letter written by DeadLetter, or by another
+// Codr producer following IDeadLetterMessage: fields are taken from the
+// value's headers, else from the Kafka headers; "partion" is accepted for
+// "partition".
+func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error) {
+	var dl struct {
+		Headers map[string]json.RawMessage `json:"headers"`
+		Record  json.RawMessage            `json:"record"`
+	}
+	if err := json.Unmarshal(value, &dl); err != nil {
+		return DeadLetterInfo{}, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
+	}
+	if dl.Record == nil {
+		return DeadLetterInfo{}, errors.New("dead letter has no \"record\"")
+	}
+	str := func(name string) (string, bool) {
+		if raw, ok := dl.Headers[name]; ok && string(raw) != "null" {
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				return s, true
+			}
+			return string(raw), true
+		}
+		if v, ok := lastHeader(headers, name); ok {
+			return string(v), true
+		}
+		return "", false
+	}
+	num := func(names ...string) (int64, error) {
+		for _, name := range names {
+			if raw, ok := dl.Headers[name]; ok && string(raw) != "null" {
+				var n json.Number
+				if err := json.Unmarshal(raw, &n); err != nil {
+					var s string
+					if json.Unmarshal(raw, &s) != nil {
+						return 0, fmt.Errorf("dead letter header %s %s is not a number", name, raw)
+					}
+					n = json.Number(s)
+				}
+				return strconv.ParseInt(string(n), 10, 64)
+			}
+		}
+		for _, name := range names {
+			if v, ok := lastHeader(headers, name); ok {
+				return strconv.ParseInt(string(v), 10, 64)
+			}
+		}
+		return 0, fmt.Errorf("dead letter has no %s header", names[0])
+	}
+
+	var info DeadLetterInfo
+	var ok bool
+	if info.Topic, ok = str(HeaderTopic); !ok || info.Topic == "" {
+		return DeadLetterInfo{}, errors.New("dead letter has no origin topic header")
+	}
+	p, err := num(HeaderPartition, HeaderPartitionSeed)
+	if err != nil || p < 0 || p > 1<<31-1 {
+		return DeadLetterInfo{}, fmt.Errorf("dead letter partition: %v", err)
+	}
+	info.Partition = int32(p)
+	if info.Offset, err = num(HeaderOffset); err != nil {
+		return DeadLetterInfo{}, fmt.Errorf("dead letter offset: %w", err)
+	}
+	info.Key = key
+	// IMessage headers: the Kafka header first, as it keeps the exact bytes.
+	imHeader := func(name string) (string, bool) {
+		if v, ok := lastHeader(headers, name); ok {
+			return string(v), true
+		}
+		return str(name)
+	}
+	imKey, hasKey := imHeader(HeaderKey)
+	traceID, hasTrace := imHeader(HeaderTraceID)
+	processedAt, hasProcessedAt := imHeader(HeaderProcessedAt)
+	info.TraceID, info.ProcessedAt = traceID, processedAt
+	if v, ok := lastHeader(headers, HeaderErrorClass); ok {
+		info.Class = string(v)
+	}
+	if v, ok := lastHeader(headers, HeaderErrorMessage); ok {
+		info.Message = string(v)
+	}
+	if v, ok := lastHeader(headers, HeaderErrorAt); ok {
+		if info.At, err = time.Parse(time.RFC3339Nano, string(v)); err != nil {
+			return DeadLetterInfo{}, fmt.Errorf("dead letter error.at %q: %w", v, err)
+		}
+	}
+
+	encoding, _ := str(HeaderRecordEncoding)
+	var orig []byte
+	switch encoding {
+	case RecordTombstone:
+	case RecordString, RecordBase64:
+		var s string
+		if err := json.Unmarshal(dl.Record, &s); err != nil {
+			return DeadLetterInfo{}, fmt.Errorf("dead letter record with encoding %s is not a string: %w", encoding, err)
+		}
+		if encoding == RecordString {
+			orig = []byte(s)
+		} else if orig, err = base64.StdEncoding.DecodeString(s); err != nil {
+			return DeadLetterInfo{}, fmt.Errorf("dead letter record is not base64: %w", err)
+		}
+	case RecordJSON, "":
+		if string(dl.Record) != "null" || encoding == RecordJSON {
+			orig = dl.Record
+		}
+	default:
+		return DeadLetterInfo{}, fmt.Errorf("dead letter recordEncoding %q is unknown: want json, string, base64 or tombstone", encoding)
+	}
+
+	info.Original = Message{Topic: info.Topic, Partition: info.Partition, Offset: info.Offset, Key: key, Value: orig}
+	if hasKey {
+		info.Original.Headers = append(info.Original.Headers, Header{HeaderKey, []byte(imKey)})
+	}
+	if hasTrace {
+		info.Original.Headers = append(info.Original.Headers, Header{HeaderTraceID, []byte(traceID)})
+	}
+	if hasProcessedAt {
+		info.Original.Headers = append(info.Original.Headers, Header{HeaderProcessedAt, []byte(processedAt)})
+	}
+	return info, nil
+}
