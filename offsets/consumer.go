@@ -1,0 +1,610 @@
+// Package offsets is statesync's Kafka side: the librdkafka consumer loop,
+// cooperative rebalancing, and the per-partition watermark that stores an
+// offset only once every record before it is written or dead-lettered.
+package offsets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.uber.org/zap"
+
+	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/record"
+)
+
+// Writer writes a batch. A nil error means every message of the batch may
+// be committed; an error means the batch was abandoned.
+type Writer interface {
+	Apply(ctx context.Context, b *batch.Batch) error
+}
+
+// Options configures a Consumer.
+type Options struct {
+	Kafka           map[string]string // bootstrap.servers, SASL, passthrough properties
+	GroupID         string
+	Subscription    []string // topic names, or one regex starting with ^
+	RefreshInterval time.Duration
+	Batch           batch.Options
+	Concurrency     int
+	Decode          record.DecodeOptions
+	ShutdownGrace   time.Duration
+	// StopAtEnd makes Run return once every assigned partition has been
+	// read to the end offset it had when the partition was assigned and
+	// everything read is committed (the one-shot import).
+	StopAtEnd bool
+	Log       *zap.Logger
+	Metrics   *metrics.Metrics
+}
+
+// Consumer is the poll loop. All its state is owned by the goroutine that
+// runs Run; completions of writes come back over a channel.
+type Consumer struct {
+	o    Options
+	c    *kafka.Consumer
+	w    Writer
+	log  *zap.Logger
+	acc  *batch.Accumulator
+	done chan completion
+
+	parts    map[batch.TopicPartition]*partition
+	inflight int
+	waiting  []batch.TopicPartition // partitions with a ready batch, waiting for a write slot
+
+	status Status
+}
+
+type partition struct {
+	tp       batch.TopicPartition
+	ctx      context.Context
+	cancel   context.CancelFunc
+	writing  *batch.Batch   // being written
+	queue    []*batch.Batch // closed, waiting for the one being written
+	paused   bool
+	next     int64 // offset after the last message delivered
+	stored   int64 // offset stored for commit (next to read), -1 none
+	low, end int64 // watermarks at assignment, for StopAtEnd; end -1 unknown
+	revoking bool
+}
+
+type completion struct {
+	tp  batch.TopicPartition
+	b   *batch.Batch
+	p   *partition
+	err error
+}
+
+// Status is what readiness and progress reporting read, safe from any goroutine.
+type Status struct {
+	Assigned     atomic.Int64
+	Subscribed   atomic.Bool
+	LastProgress atomic.Int64 // unix nanos of the last stored offset
+	Lag          atomic.Int64 // sum over assigned partitions
+	Consumed     atomic.Int64
+	Committed    atomic.Int64 // records whose offsets were stored
+}
+
+// New creates the librdkafka consumer.
+func New(o Options, w Writer) (*Consumer, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 30 * time.Second
+	}
+	cm := kafka.ConfigMap{}
+	for k, v := range o.Kafka {
+		cm[k] = v
+	}
+	cm["group.id"] = o.GroupID
+	cm["enable.auto.offset.store"] = false
+	cm["enable.auto.commit"] = true
+	setDefault(cm, "auto.commit.interval.ms", "1000")
+	cm["partition.assignment.strategy"] = "cooperative-sticky"
+	setDefault(cm, "auto.offset.reset", "earliest")
+	cm["enable.partition.eof"] = o.StopAtEnd
+	if o.RefreshInterval > 0 {
+		setDefault(cm, "topic.metadata.refresh.interval.ms", strconv.FormatInt(o.RefreshInterval.Milliseconds(), 10))
+	}
+	setDefault(cm, "session.timeout.ms", "10000")
+	setDefault(cm, "heartbeat.interval.ms", "1000")
+	setDefault(cm, "fetch.max.bytes", "52428800")
+	setDefault(cm, "max.partition.fetch.bytes", "20971520")
+	setDefault(cm, "queued.max.messages.kbytes", "65536")
+	setDefault(cm, "client.id", "statesync")
+	c, err := kafka.NewConsumer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka consumer: %w", err)
+	}
+	return &Consumer{
+		o: o, c: c, w: w, log: o.Log,
+		acc:   batch.New(o.Batch),
+		done:  make(chan completion, 64),
+		parts: map[batch.TopicPartition]*partition{},
+	}, nil
+}
+
+func setDefault(cm kafka.ConfigMap, k, v string) {
+	if _, ok := cm[k]; !ok {
+		cm[k] = v
+	}
+}
+
+// Status returns the live status.
+func (c *Consumer) Status() *Status { return &c.status }
+
+// Run consumes until ctx ends (or, with StopAtEnd, until everything is
+// imported), then drains: in-flight batches are finished and committed
+// within the shutdown grace, and the consumer is closed.
+func (c *Consumer) Run(ctx context.Context) error {
+	if err := c.c.SubscribeTopics(c.o.Subscription, c.rebalance); err != nil {
+		return fmt.Errorf("subscribe to %v: %w", c.o.Subscription, err)
+	}
+	c.status.Subscribed.Store(true)
+	c.log.Info("subscribed", zap.Strings("topics", c.o.Subscription), zap.String("group", c.o.GroupID))
+	lagTick := time.Now()
+	var runErr error
+loop:
+	for {
+		if ctx.Err() != nil {
+			break
+		}
+		c.drainCompletions(false)
+		ev := c.c.Poll(c.pollTimeout())
+		now := time.Now()
+		switch e := ev.(type) {
+		case *kafka.Message:
+			c.handle(e, now)
+		case kafka.PartitionEOF:
+			c.eof(e)
+		case kafka.OffsetsCommitted:
+			if e.Error == nil {
+				if c.o.Metrics != nil {
+					c.o.Metrics.LastCommit.SetToCurrentTime()
+				}
+			} else if !isNoOffset(e.Error) {
+				c.log.Warn("offset commit failed", zap.Error(e.Error))
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				runErr = fmt.Errorf("kafka consumer fatal error: %w", e)
+				break loop
+			}
+			c.log.Warn("kafka", zap.String("code", e.Code().String()), zap.Error(e))
+		}
+		for _, b := range c.acc.Due(now) {
+			c.enqueue(b)
+		}
+		c.dispatch()
+		if now.Sub(lagTick) > time.Second {
+			lagTick = now
+			c.updateLag()
+		}
+		if c.o.StopAtEnd && c.imported() {
+			c.log.Info("import complete: every partition read to its end offset and committed")
+			break
+		}
+	}
+	return errors.Join(runErr, c.shutdown())
+}
+
+func (c *Consumer) pollTimeout() int {
+	if c.inflight > 0 {
+		return 10
+	}
+	if at, ok := c.acc.NextDue(); ok {
+		ms := int(time.Until(at).Milliseconds())
+		return max(1, min(ms, 100))
+	}
+	return 100
+}
+
+func (c *Consumer) handle(m *kafka.Message, now time.Time) {
+	tp := batch.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
+	p := c.parts[tp]
+	if p == nil || p.revoking {
+		return // not ours (anymore): the next owner reads it from the committed offset
+	}
+	off := int64(m.TopicPartition.Offset)
+	if off < p.next {
+		return // redelivery of something already accumulated after a seek or resume
+	}
+	p.next = off + 1
+	c.status.Consumed.Add(1)
+	if c.o.Metrics != nil {
+		c.o.Metrics.Consumed.WithLabelValues(tp.Topic).Inc()
+	}
+	msg := toMessage(m)
+	rec, err := record.Decode(msg, c.o.Decode)
+	var full *batch.Batch
+	if err != nil {
+		var pe *record.PoisonError
+		if !errors.As(err, &pe) {
+			pe = &record.PoisonError{Class: record.ClassInvalidPayload, Err: err}
+		}
+		full = c.acc.AddPoison(batch.Poison{Msg: msg, Err: pe}, now)
+	} else {
+		full = c.acc.Add(rec, now)
+	}
+	if full != nil {
+		c.enqueue(full)
+	}
+}
+
+func toMessage(m *kafka.Message) record.Message {
+	msg := record.Message{
+		Topic:     *m.TopicPartition.Topic,
+		Partition: m.TopicPartition.Partition,
+		Offset:    int64(m.TopicPartition.Offset),
+		Key:       m.Key,
+		Value:     m.Value,
+		Timestamp: m.Timestamp,
+	}
+	if len(m.Headers) > 0 {
+		msg.Headers = make([]record.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			msg.Headers[i] = record.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return msg
+}
+
+// enqueue hands a closed batch to its partition's queue. A partition writes
+// one batch at a time (so two batches never race on one key); while one is
+// queued behind the one being written, the partition is paused so no more
+// build up (backpressure), and resumed when the write completes.
+func (c *Consumer) enqueue(b *batch.Batch) {
+	p := c.parts[b.TopicPartition]
+	if p == nil {
+		return
+	}
+	p.queue = append(p.queue, b)
+	if p.writing == nil && len(p.queue) == 1 {
+		c.waiting = append(c.waiting, p.tp)
+		return
+	}
+	c.pause(p)
+}
+
+// dispatch starts writes for waiting partitions while slots are free.
+func (c *Consumer) dispatch() {
+	for c.inflight < c.o.Concurrency && len(c.waiting) > 0 {
+		tp := c.waiting[0]
+		c.waiting = c.waiting[1:]
+		p := c.parts[tp]
+		if p == nil || p.writing != nil || len(p.queue) == 0 {
+			continue
+		}
+		b := p.queue[0]
+		p.queue = p.queue[1:]
+		p.writing = b
+		c.inflight++
+		if c.o.Metrics != nil {
+			c.o.Metrics.InFlight.Set(float64(c.inflight))
+		}
+		go func(ctx context.Context, p *partition, b *batch.Batch) {
+			err := c.w.Apply(ctx, b)
+			c.done <- completion{tp: p.tp, b: b, p: p, err: err}
+		}(p.ctx, p, b)
+	}
+}
+
+// drainCompletions handles finished writes; with wait it blocks for one.
+func (c *Consumer) drainCompletions(wait bool) {
+	for {
+		var cp completion
+		if wait {
+			cp = <-c.done
+			wait = false
+		} else {
+			select {
+			case cp = <-c.done:
+			default:
+				return
+			}
+		}
+		c.complete(cp)
+	}
+}
+
+func (c *Consumer) complete(cp completion) {
+	c.inflight--
+	if c.o.Metrics != nil {
+		c.o.Metrics.InFlight.Set(float64(c.inflight))
+	}
+	p := cp.p
+	if p.writing == cp.b {
+		p.writing = nil
+	}
+	if c.parts[cp.tp] != p {
+		return // the partition was revoked or lost meanwhile: its offsets are not ours to store
+	}
+	if cp.err != nil {
+		// Abandoned: nothing of it may be committed. Read it again.
+		c.log.Warn("batch abandoned; will re-read from its first offset", zap.String("topic", cp.tp.Topic),
+			zap.Int32("partition", cp.tp.Partition), zap.Int64("offset", cp.b.FirstOffset), zap.Error(cp.err))
+		p.queue = nil
+		c.acc.Drop(cp.tp)
+		c.seekBack(p, cp.b.FirstOffset)
+		return
+	}
+	c.store(p, cp.b.LastOffset+1, cp.b.Consumed)
+	if len(p.queue) > 0 {
+		c.waiting = append(c.waiting, p.tp)
+	}
+	if p.paused && len(p.queue) <= 1 {
+		c.resume(p)
+	}
+}
+
+func (c *Consumer) store(p *partition, next int64, records int) {
+	topic := p.tp.Topic
+	_, err := c.c.StoreOffsets([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(next)}})
+	if err != nil {
+		// Storing for a partition that is no longer assigned fails with a
+		// state error: that is the fence working, not a crash.
+		c.log.Warn("store offset refused", zap.String("topic", topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
+		return
+	}
+	p.stored = next
+	c.status.Committed.Add(int64(records))
+	c.status.LastProgress.Store(time.Now().UnixNano())
+}
+
+// seekBack makes the partition deliver again from offset, after a write was
+// abandoned: Pause, Seek, Resume (Resume alone would continue after the
+// last delivered message).
+func (c *Consumer) seekBack(p *partition, offset int64) {
+	topic := p.tp.Topic
+	tp := kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(offset)}
+	c.pause(p)
+	if err := c.c.Seek(tp, 0); err != nil {
+		c.log.Error("seek back failed", zap.String("topic", topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
+	}
+	p.next = offset
+	c.resume(p)
+}
+
+func (c *Consumer) pause(p *partition) {
+	if p.paused {
+		return
+	}
+	topic := p.tp.Topic
+	if err := c.c.Pause([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition}}); err != nil {
+		c.log.Warn("pause failed", zap.Error(err))
+		return
+	}
+	p.paused = true
+}
+
+func (c *Consumer) resume(p *partition) {
+	if !p.paused {
+		return
+	}
+	topic := p.tp.Topic
+	if err := c.c.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition}}); err != nil {
+		c.log.Warn("resume failed", zap.Error(err))
+		return
+	}
+	p.paused = false
+}
+
+// rebalance runs inside Poll.
+func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		c.log.Info("partitions assigned", zap.Stringer("partitions", tpList(e.Partitions)))
+		for _, ktp := range e.Partitions {
+			tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
+			ctx, cancel := context.WithCancel(context.Background())
+			p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, end: -1, next: -1}
+			if c.o.StopAtEnd {
+				if low, high, err := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, 10000); err == nil {
+					p.low, p.end = low, high
+				} else {
+					c.log.Warn("end offset unknown", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
+				}
+			}
+			c.parts[tp] = p
+		}
+		c.status.Assigned.Store(int64(len(c.parts)))
+		return kc.IncrementalAssign(e.Partitions)
+	case kafka.RevokedPartitions:
+		lost := kc.AssignmentLost()
+		c.log.Info("partitions revoked", zap.Stringer("partitions", tpList(e.Partitions)), zap.Bool("lost", lost))
+		c.release(e.Partitions, lost)
+		c.status.Assigned.Store(int64(len(c.parts)))
+		return kc.IncrementalUnassign(e.Partitions)
+	}
+	return nil
+}
+
+// release gives partitions up. Revoked: flush what is open, wait for the
+// writes (bounded by the shutdown grace), store and commit. Lost: another
+// member may own them already, so drop everything without committing.
+func (c *Consumer) release(ktps []kafka.TopicPartition, lost bool) {
+	var ps []*partition
+	for _, ktp := range ktps {
+		tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
+		p := c.parts[tp]
+		if p == nil {
+			continue
+		}
+		if lost {
+			c.acc.Drop(tp)
+			p.cancel()
+			delete(c.parts, tp)
+			continue
+		}
+		p.revoking = true
+		if b := c.acc.Take(tp); b != nil {
+			c.enqueue(b)
+		}
+		ps = append(ps, p)
+	}
+	if len(ps) > 0 {
+		c.finish(ps, c.o.ShutdownGrace)
+	}
+	var commit []kafka.TopicPartition
+	for _, p := range ps {
+		if p.stored >= 0 {
+			topic := p.tp.Topic
+			commit = append(commit, kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(p.stored)})
+		}
+		p.cancel()
+		delete(c.parts, p.tp)
+		c.deleteLag(p.tp)
+	}
+	if len(commit) > 0 {
+		if _, err := c.c.CommitOffsets(commit); err != nil {
+			c.log.Warn("commit on revoke failed", zap.Error(err))
+		} else if c.o.Metrics != nil {
+			c.o.Metrics.LastCommit.SetToCurrentTime()
+		}
+	}
+}
+
+// finish writes the given partitions' queued batches and waits for them,
+// for at most grace; then it cancels theirs still being written (they will be
+// read again by whoever owns the partition next).
+func (c *Consumer) finish(ps []*partition, grace time.Duration) {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	busy := func() bool {
+		for _, p := range ps {
+			if p.writing != nil || len(p.queue) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for busy() {
+		c.dispatch()
+		select {
+		case cp := <-c.done:
+			c.complete(cp)
+		case <-deadline.C:
+			c.log.Warn("grace period over: abandoning batches still being written; they will be read again")
+			for _, p := range ps {
+				p.cancel()
+				p.queue = nil
+			}
+			for busy() {
+				c.complete(<-c.done)
+			}
+			return
+		}
+	}
+}
+
+// shutdown flushes everything open, waits for the writes within the grace
+// period, commits and closes.
+func (c *Consumer) shutdown() error {
+	start := time.Now()
+	c.log.Info("draining", zap.Int("in_flight", c.inflight))
+	for _, b := range c.acc.TakeAll() {
+		c.enqueue(b)
+	}
+	var ps []*partition
+	for _, p := range c.parts {
+		ps = append(ps, p)
+	}
+	c.finish(ps, c.o.ShutdownGrace)
+	if _, err := c.c.Commit(); err != nil && !isNoOffset(err) {
+		c.log.Warn("final commit failed", zap.Error(err))
+	} else if c.o.Metrics != nil {
+		c.o.Metrics.LastCommit.SetToCurrentTime()
+	}
+	c.log.Info("committed; closing consumer", zap.Duration("drain", time.Since(start)))
+	left := c.o.ShutdownGrace - time.Since(start)
+	closed := make(chan error, 1)
+	go func() { closed <- c.c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("close consumer: %w", err)
+		}
+		return nil
+	case <-time.After(max(left, 2*time.Second)):
+		return errors.New("close consumer: broker did not answer within the shutdown grace")
+	}
+}
+
+func isNoOffset(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
+}
+
+func (c *Consumer) eof(e kafka.PartitionEOF) {
+	tp := batch.TopicPartition{Topic: *e.Topic, Partition: e.Partition}
+	if c.parts[tp] != nil {
+		if b := c.acc.Take(tp); b != nil {
+			c.enqueue(b) // nothing more is coming soon: no need to wait for the batch timer
+		}
+	}
+}
+
+// imported: every assigned partition has its offsets up to the end offset it
+// had at assignment stored, and nothing is being written.
+func (c *Consumer) imported() bool {
+	if len(c.parts) == 0 || c.inflight > 0 {
+		return false
+	}
+	for _, p := range c.parts {
+		if p.end < 0 || (p.end > p.low && p.stored < p.end) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Consumer) updateLag() {
+	var total int64
+	for tp, p := range c.parts {
+		_, high, err := c.c.GetWatermarkOffsets(tp.Topic, tp.Partition)
+		if err != nil || high < 0 {
+			continue
+		}
+		pos := p.next
+		if pos < 0 {
+			pos = p.stored
+		}
+		lag := high - pos
+		if pos < 0 || lag < 0 {
+			lag = 0
+		}
+		total += lag
+		if c.o.Metrics != nil {
+			c.o.Metrics.Lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(lag))
+		}
+	}
+	c.status.Lag.Store(total)
+}
+
+func (c *Consumer) deleteLag(tp batch.TopicPartition) {
+	if c.o.Metrics != nil {
+		c.o.Metrics.Lag.DeleteLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition)))
+	}
+}
+
+type tpList []kafka.TopicPartition
+
+func (l tpList) String() string {
+	s := ""
+	for i, tp := range l {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s[%d]", *tp.Topic, tp.Partition)
+	}
+	return s
+}

@@ -1,0 +1,132 @@
+package offsets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/codr/statesync/record"
+)
+
+// Producer is an idempotent, acks=all librdkafka producer whose Produce
+// returns once the broker has acknowledged the message.
+type Producer struct {
+	p *kafka.Producer
+}
+
+// NewProducer creates a producer from the common librdkafka properties.
+func NewProducer(props map[string]string) (*Producer, error) {
+	cm := kafka.ConfigMap{}
+	for k, v := range props {
+		cm[k] = v
+	}
+	cm["enable.idempotence"] = true
+	cm["acks"] = "all"
+	setDefault(cm, "linger.ms", "5")
+	setDefault(cm, "message.max.bytes", strconv.Itoa(32<<20))
+	setDefault(cm, "compression.type", "lz4")
+	setDefault(cm, "client.id", "statesync")
+	p, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka producer: %w", err)
+	}
+	go func() {
+		for range p.Events() { // errors not tied to a message; delivery reports use their own channel
+		}
+	}()
+	return &Producer{p: p}, nil
+}
+
+// Raw is the underlying librdkafka producer.
+func (p *Producer) Raw() *kafka.Producer { return p.p }
+
+// Produce sends one message and waits for its acknowledgement.
+func (p *Producer) Produce(ctx context.Context, topic string, key, value []byte, headers []record.Header) error {
+	delivery := make(chan kafka.Event, 1)
+	if err := p.ProduceAsync(topic, key, value, headers, delivery); err != nil {
+		return err
+	}
+	select {
+	case ev := <-delivery:
+		m, ok := ev.(*kafka.Message)
+		if !ok {
+			return fmt.Errorf("produce to %s: unexpected delivery event %v", topic, ev)
+		}
+		return m.TopicPartition.Error
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ProduceAsync enqueues one message; its delivery report goes to delivery.
+// A full local queue is waited out rather than reported.
+func (p *Producer) ProduceAsync(topic string, key, value []byte, headers []record.Header, delivery chan kafka.Event) error {
+	msg := &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            key,
+		Value:          value,
+	}
+	if len(headers) > 0 {
+		msg.Headers = make([]kafka.Header, len(headers))
+		for i, h := range headers {
+			msg.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	for {
+		err := p.p.Produce(msg, delivery)
+		var ke kafka.Error
+		if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
+			p.p.Flush(100)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("produce to %s: %w", topic, err)
+		}
+		return nil
+	}
+}
+
+// Flush waits for outstanding deliveries, at most timeout.
+func (p *Producer) Flush(timeout time.Duration) int { return p.p.Flush(int(timeout.Milliseconds())) }
+
+// Close flushes for at most timeout and closes.
+func (p *Producer) Close(timeout time.Duration) {
+	p.p.Flush(int(timeout.Milliseconds()))
+	p.p.Close()
+}
+
+// DeadLetters publishes dead letters in the Codr IDeadLetterMessage shape.
+type DeadLetters struct {
+	P     *Producer
+	Topic string
+	Now   func() time.Time
+}
+
+// DeadLetter publishes m's dead letter and waits for the acknowledgement.
+// A record too large for the dead-letter topic is dead-lettered without its
+// body (the error message says so; the original stays in its topic), so a
+// partition never stalls on it.
+func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *record.PoisonError) error {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	key, value, headers := record.DeadLetter(m, cause, now())
+	err := d.P.Produce(ctx, d.Topic, key, value, headers)
+	var ke kafka.Error
+	if errors.As(err, &ke) && (ke.Code() == kafka.ErrMsgSizeTooLarge || ke.Code() == kafka.ErrRecordListTooLarge) {
+		stripped := m
+		stripped.Value = []byte(fmt.Sprintf(`{"statesyncOmitted":"record of %d bytes is too large for %s; read it from %s partition %d offset %d"}`,
+			len(m.Value), d.Topic, m.Topic, m.Partition, m.Offset))
+		key, value, headers = record.DeadLetter(stripped, cause, now())
+		err = d.P.Produce(ctx, d.Topic, key, value, headers)
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter %s[%d]@%d to %s: %w", m.Topic, m.Partition, m.Offset, d.Topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+// Package sink writes batches of decoded state records to MongoDB as one
+// unordered bulk of ReplaceOne(upsert) and DeleteOne models, and classifies
+// what goes wrong: a RecoverableError means "retry the whole batch later"
+// (replaying a batch is idempotent), a Rejection means "this one record can
+// never be written as it is" (it goes to the dead-letter topic).
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/codr/statesync/record"
+)
+
+// Options configures a Sink.
+type Options struct {
+	Database     string
+	WriteConcern string        // "majority" or a number of nodes
+	Timeout      time.Duration // of one bulk write
+	SyncField    string        // field holding sync metadata; "" writes none
+	StaleGuard   bool          // never replace a document with a newer stored processedAt (needs SyncField)
+}
+
+// Sink is a MongoDB database statesync writes to.
+type Sink struct {
+	client *mongo.Client
+	db     *mongo.Database
+	opts   Options
+
+	mu    sync.Mutex
+	colls map[string]*mongo.Collection
+}
+
+// Connect opens a client for uri. It does not wait for the server: a
+// database that is down at start is retried like any other outage.
+func Connect(uri string, o Options) (*Sink, error) {
+	wc, err := parseWriteConcern(o.WriteConcern)
+	if err != nil {
+		return nil, err
+	}
+	copts := options.Client().ApplyURI(uri).
+		SetWriteConcern(wc).
+		SetRetryWrites(true).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetConnectTimeout(5 * time.Second)
+	client, err := mongo.Connect(copts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to MongoDB: %w (check STATESYNC_MONGO_URI)", err)
+	}
+	return New(client, o), nil
+}
+
+// New wraps an existing client.
+func New(client *mongo.Client, o Options) *Sink {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}}
+}
+
+func parseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
+	if s == "" || s == "majority" {
+		return writeconcern.Majority(), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("write concern %q: use majority or a number of nodes", s)
+	}
+	return &writeconcern.WriteConcern{W: n}, nil
+}
+
+// Client is the underlying MongoDB client.
+func (s *Sink) Client() *mongo.Client { return s.client }
+
+// Ping checks that MongoDB answers.
+func (s *Sink) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+}
+
+// Close disconnects.
+func (s *Sink) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+
+func (s *Sink) collection(name string) *mongo.Collection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.colls[name]
+	if !ok {
+		c = s.db.Collection(name)
+		s.colls[name] = c
+	}
+	return c
+}
+
+// Result is what one Write did.
+type Result struct {
+	Upserted int         // documents inserted or replaced
+	Deleted  int         // documents deleted by tombstones
+	Skipped  int         // writes fenced off by the stale-write guard (a newer document is stored)
+	Rejected []Rejection // records MongoDB refused for good
+}
+
+// Rejection is a record that can never be written as it is.
+type Rejection struct {
+	Index int // into the records passed to Write
+	Err   *record.PoisonError
+}
+
+// RecoverableError is a failure of the whole batch that may pass on retry:
+// network, timeout, no primary, shutdown, write concern. Nothing in the
+// batch may be considered written.
+type RecoverableError struct{ Err error }
+
+func (e *RecoverableError) Error() string { return e.Err.Error() }
+func (e *RecoverableError) Unwrap() error { return e.Err }
+
+// IsRecoverable reports whether err says "retry the batch".
+func IsRecoverable(err error) bool {
+	var r *RecoverableError
+	return errors.As(err, &r)
+}
+
+// Write applies records (distinct IDs; the batcher collapses duplicates, as
+// an unordered bulk may apply two operations on one _id in any order) to
+// collection. A nil error means every record is written, skipped as stale,
+// or listed in Result.Rejected. A non-nil error is a *RecoverableError.
+func (s *Sink) Write(ctx context.Context, collection string, recs []record.Record) (Result, error) {
+	var res Result
+	if len(recs) == 0 {
+		return res, nil
+	}
+	models := make([]mongo.WriteModel, len(recs))
+	for i := range recs {
+		models[i] = s.model(&recs[i])
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	br, err := s.collection(collection).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if br != nil {
+		res.Upserted = int(br.UpsertedCount + br.MatchedCount)
+		res.Deleted = int(br.DeletedCount)
+	}
+	if err == nil {
+		res.Skipped = s.countFencedDeletes(recs, res.Deleted)
+		return res, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) {
+		return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+	}
+	if bwe.WriteConcernError != nil {
+		return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+	}
+	for _, we := range bwe.WriteErrors {
+		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
+		case fenced:
+			res.Skipped++
+		case retry:
+			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+		case reject:
+			res.Rejected = append(res.Rejected, Rejection{Index: we.Index, Err: &record.PoisonError{
+				Class: record.ClassRejected,
+				Err:   fmt.Errorf("MongoDB refused the document (code %d): %s", we.Code, we.Message),
+			}})
+		}
+	}
+	res.Skipped += s.countFencedDeletes(recs, res.Deleted)
+	return res, nil
+}
+
+// countFencedDeletes: a guarded delete that matched nothing was either
+// fenced by a newer document or found nothing to delete; both leave the
+// database as the topic says, so they count as skipped.
+func (s *Sink) countFencedDeletes(recs []record.Record, deleted int) int {
+	n := 0
+	for i := range recs {
+		if recs[i].Tombstone {
+			n++
+		}
+	}
+	if n > deleted {
+		return n - deleted
+	}
+	return 0
+}
+
+func (s *Sink) guarded(r *record.Record) bool {
+	return s.opts.StaleGuard && s.opts.SyncField != "" && !r.ProcessedAt.IsZero()
+}
+
+func (s *Sink) filter(r *record.Record) bson.D {
+	f := bson.D{{Key: "_id", Value: r.ID}}
+	if s.guarded(r) {
+		// $not/$gt also matches documents without the field (written before
+		// the guard, or by something else): only a stored newer time fences.
+		f = append(f, bson.E{Key: s.opts.SyncField + ".processedAt", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(r.ProcessedAt)}}}}})
+	}
+	return f
+}
+
+func (s *Sink) model(r *record.Record) mongo.WriteModel {
+	if r.Tombstone {
+		return mongo.NewDeleteOneModel().SetFilter(s.filter(r))
+	}
+	return mongo.NewReplaceOneModel().SetFilter(s.filter(r)).SetReplacement(s.document(r)).SetUpsert(true)
+}
+
+// document is the payload plus the sync metadata field.
+func (s *Sink) document(r *record.Record) bson.Raw {
+	if s.opts.SyncField == "" {
+		return r.Doc
+	}
+	doc := bsoncore.Document(r.Doc)
+	idx, out := bsoncore.AppendDocumentStart(make([]byte, 0, len(doc)+128))
+	elems, _ := doc.Elements()
+	for _, e := range elems {
+		if e.Key() == s.opts.SyncField {
+			continue // ours wins over a payload field of the same name
+		}
+		out = append(out, e...)
+	}
+	mi, out := bsoncore.AppendDocumentElementStart(out, s.opts.SyncField)
+	out = bsoncore.AppendStringElement(out, "topic", r.Msg.Topic)
+	out = bsoncore.AppendInt32Element(out, "partition", r.Msg.Partition)
+	out = bsoncore.AppendInt64Element(out, "offset", r.Msg.Offset)
+	if !r.ProcessedAt.IsZero() {
+		out = bsoncore.AppendDateTimeElement(out, "processedAt", r.ProcessedAt.UnixMilli())
+	}
+	if r.TraceID != "" {
+		out = bsoncore.AppendStringElement(out, "traceId", r.TraceID)
+	}
+	out, _ = bsoncore.AppendDocumentEnd(out, mi)
+	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return bson.Raw(out)
+}
+
+type verdict int
+
+const (
+	reject verdict = iota
+	retry
+	fenced
+)
+
+// Server error codes that mean "not now" rather than "never".
+var transientCodes = map[int]bool{
+	6: true, 7: true, 89: true, 91: true, 189: true, 262: true, 50: true, 9001: true,
+	10107: true, 11600: true, 11602: true, 13435: true, 13436: true, 64: true, 100: true,
+	112: true, // WriteConflict
+	133: true, // FailedToSatisfyReadPreference
+	134: true, 150: true, 251: true,
+}
+
+const duplicateKey = 11000
+
+func classifyWriteError(we mongo.WriteError, guarded bool) verdict {
+	switch {
+	case we.Code == duplicateKey && guarded:
+		// The guarded filter did not match an existing _id, so the upsert
+		// tried to insert it: the stored document is newer.
+		return fenced
+	case we.Code == duplicateKey:
+		// Two upserts of one new _id raced; the retry will match it.
+		return retry
+	case transientCodes[we.Code]:
+		return retry
+	default:
+		return reject
+	}
+}

@@ -1,0 +1,207 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/test/testenv"
+)
+
+func TestWriteErrorsAreClassifiedByCode(t *testing.T) {
+	cases := []struct {
+		name    string
+		code    int
+		guarded bool
+		want    verdict
+	}{
+		{"a duplicate key under the stale guard means a newer document is stored", 11000, true, fenced},
+		{"a duplicate key without the guard is an upsert race and is retried", 11000, false, retry},
+		{"not writable primary is retried", 10107, false, retry},
+		{"shutdown in progress is retried", 91, false, retry},
+		{"document validation failure is rejected", 121, false, reject},
+		{"a dollar-prefixed field is rejected", 52, false, reject},
+		{"an unknown per-document error is rejected", 2, true, reject},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classifyWriteError(mongo.WriteError{Code: tc.code}, tc.guarded); got != tc.want {
+				t.Errorf("classify(%d, guarded=%t) = %v, want %v", tc.code, tc.guarded, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDocumentCarriesSyncMetadataAfterThePayload(t *testing.T) {
+	s := &Sink{opts: Options{SyncField: "_sync", StaleGuard: true}}
+	id := bson.NewObjectID()
+	payload, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "ada"}, {Key: "_sync", Value: "spoofed"}})
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	r := record.Record{ID: id, Doc: payload, TraceID: "t-1", ProcessedAt: at,
+		Msg: record.Message{Topic: "codr.state.user", Partition: 2, Offset: 42}}
+	var got struct {
+		ID   bson.ObjectID `bson:"_id"`
+		Name string        `bson:"name"`
+		Sync struct {
+			Topic       string    `bson:"topic"`
+			Partition   int32     `bson:"partition"`
+			Offset      int64     `bson:"offset"`
+			ProcessedAt time.Time `bson:"processedAt"`
+			TraceID     string    `bson:"traceId"`
+		} `bson:"_sync"`
+	}
+	doc := s.document(&r)
+	if err := bson.Unmarshal(doc, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != id || got.Name != "ada" || got.Sync.Topic != "codr.state.user" || got.Sync.Partition != 2 ||
+		got.Sync.Offset != 42 || !got.Sync.ProcessedAt.Equal(at) || got.Sync.TraceID != "t-1" {
+		t.Errorf("document = %+v", got)
+	}
+	if n := countKeys(t, doc, "_sync"); n != 1 {
+		t.Errorf("_sync appears %d times", n)
+	}
+}
+
+func countKeys(t *testing.T, doc bson.Raw, key string) int {
+	elems, err := doc.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range elems {
+		if e.Key() == key {
+			n++
+		}
+	}
+	return n
+}
+
+// integration: a real MongoDB-wire database.
+
+func testSink(t *testing.T, guard bool) (*Sink, *mongo.Collection) {
+	t.Helper()
+	uri := testenv.Mongo(t)
+	db := fmt.Sprintf("sinktest_%d", time.Now().UnixNano())
+	s, err := Connect(uri, Options{Database: db, WriteConcern: "majority", Timeout: 20 * time.Second, SyncField: "_sync", StaleGuard: guard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.client.Database(db).Drop(ctx)
+		_ = s.Close(ctx)
+	})
+	return s, s.client.Database(db).Collection("user")
+}
+
+func rec(t *testing.T, id bson.ObjectID, name string, at time.Time, offset int64) record.Record {
+	doc, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "name", Value: name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return record.Record{ID: id, Doc: doc, ProcessedAt: at, Msg: record.Message{Topic: "codr.state.user", Offset: offset}}
+}
+
+func tombstone(id bson.ObjectID, at time.Time) record.Record {
+	return record.Record{ID: id, Tombstone: true, ProcessedAt: at, Msg: record.Message{Topic: "codr.state.user"}}
+}
+
+func nameOf(t *testing.T, c *mongo.Collection, id bson.ObjectID) (string, bool) {
+	t.Helper()
+	var d struct {
+		Name string `bson:"name"`
+	}
+	err := c.FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if err == mongo.ErrNoDocuments {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Name, true
+}
+
+func TestWriteUpsertsReplacesAndDeletes(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	a, b := bson.NewObjectID(), bson.NewObjectID()
+	res, err := s.Write(ctx, "user", []record.Record{rec(t, a, "a1", t0, 1), rec(t, b, "b1", t0, 2)})
+	if err != nil || res.Upserted != 2 {
+		t.Fatalf("first write: %+v, %v", res, err)
+	}
+	res, err = s.Write(ctx, "user", []record.Record{rec(t, a, "a2", t0.Add(time.Second), 3), tombstone(b, t0.Add(time.Second))})
+	if err != nil || res.Upserted != 1 || res.Deleted != 1 {
+		t.Fatalf("second write: %+v, %v", res, err)
+	}
+	if n, _ := nameOf(t, c, a); n != "a2" {
+		t.Errorf("a = %q, want a2", n)
+	}
+	if _, ok := nameOf(t, c, b); ok {
+		t.Error("b still exists after its tombstone")
+	}
+}
+
+func TestStaleGuardKeepsTheNewerDocument(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	id := bson.NewObjectID()
+	if _, err := s.Write(ctx, "user", []record.Record{rec(t, id, "new", t0, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("an older upsert is skipped, not an error", func(t *testing.T) {
+		res, err := s.Write(ctx, "user", []record.Record{rec(t, id, "old", t0.Add(-time.Minute), 5)})
+		if err != nil || res.Skipped != 1 || res.Upserted != 0 || len(res.Rejected) != 0 {
+			t.Fatalf("res = %+v, err = %v", res, err)
+		}
+		if n, _ := nameOf(t, c, id); n != "new" {
+			t.Errorf("name = %q, want new", n)
+		}
+	})
+	t.Run("an older tombstone does not delete", func(t *testing.T) {
+		res, err := s.Write(ctx, "user", []record.Record{tombstone(id, t0.Add(-time.Minute))})
+		if err != nil || res.Deleted != 0 || res.Skipped != 1 {
+			t.Fatalf("res = %+v, err = %v", res, err)
+		}
+		if _, ok := nameOf(t, c, id); !ok {
+			t.Error("document deleted by a stale tombstone")
+		}
+	})
+	t.Run("an equal timestamp replaces, so a replay is idempotent", func(t *testing.T) {
+		res, err := s.Write(ctx, "user", []record.Record{rec(t, id, "replayed", t0, 10)})
+		if err != nil || res.Upserted != 1 {
+			t.Fatalf("res = %+v, err = %v", res, err)
+		}
+		if n, _ := nameOf(t, c, id); n != "replayed" {
+			t.Errorf("name = %q, want replayed", n)
+		}
+	})
+	t.Run("a record without processedAt always replaces", func(t *testing.T) {
+		if _, err := s.Write(ctx, "user", []record.Record{rec(t, id, "unguarded", time.Time{}, 11)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := nameOf(t, c, id); n != "unguarded" {
+			t.Errorf("name = %q, want unguarded", n)
+		}
+	})
+}
+
+func TestUnreachableDatabaseIsRecoverable(t *testing.T) {
+	s, err := Connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200", Options{Database: "x", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, err = s.Write(context.Background(), "user", []record.Record{rec(t, bson.NewObjectID(), "x", time.Time{}, 1)})
+	if !IsRecoverable(err) {
+		t.Fatalf("err = %v, want a RecoverableError", err)
+	}
+}

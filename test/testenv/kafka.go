@@ -1,0 +1,209 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// CreateTopic creates a topic with the given partitions (replication 1) and
+// extra configs, and deletes it when the test ends.
+func CreateTopic(t testing.TB, brokers, topic string, partitions int, configs map[string]string) {
+	t.Helper()
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1, Config: configs}},
+		kafka.SetAdminOperationTimeout(20*time.Second))
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
+			t.Fatalf("create topic %s: %v", topic, r.Error)
+		}
+	}
+	t.Cleanup(func() { DeleteTopics(t, brokers, topic) })
+}
+
+// DeleteTopics deletes topics, ignoring ones that do not exist.
+func DeleteTopics(t testing.TB, brokers string, topics ...string) {
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	if err != nil {
+		t.Logf("delete topics: %v", err)
+		return
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.DeleteTopics(ctx, topics); err != nil {
+		t.Logf("delete topics %v: %v", topics, err)
+	}
+}
+
+// Msg is a message to produce; a nil Value is a tombstone.
+type Msg struct {
+	Key, Value []byte
+	Headers    map[string]string
+	Partition  int32 // used when Explicit
+	Explicit   bool
+}
+
+// Produce sends messages in order (idempotent, acks=all) and waits for all.
+func Produce(t testing.TB, brokers, topic string, msgs []Msg) {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": brokers, "enable.idempotence": true, "acks": "all",
+		"linger.ms": 5, "message.max.bytes": 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	delivery := make(chan kafka.Event, len(msgs))
+	for _, m := range msgs {
+		km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: m.Key, Value: m.Value}
+		if m.Explicit {
+			km.TopicPartition.Partition = m.Partition
+		}
+		keys := make([]string, 0, len(m.Headers))
+		for k := range m.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(m.Headers[k])})
+		}
+		for {
+			err := p.Produce(km, delivery)
+			if ke, ok := err.(kafka.Error); ok && ke.Code() == kafka.ErrQueueFull {
+				p.Flush(100)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			break
+		}
+	}
+	for range msgs {
+		select {
+		case ev := <-delivery:
+			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
+				t.Fatalf("delivery: %v", ev)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("no delivery report within 60s")
+		}
+	}
+}
+
+// EndOffsets returns the high watermark of every partition of topic.
+func EndOffsets(t testing.TB, brokers, topic string) map[int32]int64 {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "testenv-watermarks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, p := range md.Topics[topic].Partitions {
+		_, high, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p.ID] = high
+	}
+	return out
+}
+
+// Committed returns the group's committed offset of every partition of
+// topic (-1 where none).
+func Committed(t testing.TB, brokers, group, topic string) map[int32]int64 {
+	t.Helper()
+	ends := EndOffsets(t, brokers, topic)
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var tps []kafka.TopicPartition
+	for p := range ends {
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p})
+	}
+	got, err := c.Committed(tps, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, tp := range got {
+		out[tp.Partition] = int64(tp.Offset)
+		if tp.Offset < 0 {
+			out[tp.Partition] = -1
+		}
+	}
+	return out
+}
+
+// ReadAll reads every message of topic from the beginning to the end
+// offsets it has now.
+func ReadAll(t testing.TB, brokers, topic string) []*kafka.Message {
+	t.Helper()
+	ends := EndOffsets(t, brokers, topic)
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": fmt.Sprintf("testenv-read-%d", time.Now().UnixNano()),
+		"enable.auto.commit": false, "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 33554432})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var tps []kafka.TopicPartition
+	want := 0
+	for p, end := range ends {
+		if end > 0 {
+			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.OffsetBeginning})
+		}
+		want += int(end)
+	}
+	if err := c.Assign(tps); err != nil {
+		t.Fatal(err)
+	}
+	var out []*kafka.Message
+	done := map[int32]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(done) < len(tps) && time.Now().Before(deadline) {
+		ev := c.Poll(100)
+		if m, ok := ev.(*kafka.Message); ok {
+			out = append(out, m)
+			if int64(m.TopicPartition.Offset)+1 >= ends[m.TopicPartition.Partition] {
+				done[m.TopicPartition.Partition] = true
+			}
+		}
+	}
+	if len(done) < len(tps) {
+		t.Fatalf("read %d messages of %s, partitions done %v of %d within 60s", len(out), topic, done, len(tps))
+	}
+	_ = want
+	return out
+}
+
+// Eventually polls cond every 100ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
