@@ -90,7 +90,10 @@ func TestDecodeExtendedJSONTypes(t *testing.T) {
 		{"a $numberDouble is a double", `{"$numberDouble":"2.5"}`, func(v bson.RawValue) bool { f, ok := v.DoubleOK(); return ok && f == 2.5 }},
 		{"a $numberDouble Infinity is a double", `{"$numberDouble":"-Infinity"}`, func(v bson.RawValue) bool { f, ok := v.DoubleOK(); return ok && math.IsInf(f, -1) }},
 		{"a $numberDecimal is a decimal128", `{"$numberDecimal":"1.10"}`, func(v bson.RawValue) bool { d, ok := v.Decimal128OK(); return ok && d == dec }},
-		{"a $binary is binary data", `{"$binary":{"base64":"AAEC","subType":"80"}}`, func(v bson.RawValue) bool { st, b, ok := v.BinaryOK(); return ok && st == 0x80 && string(b) == "\x00\x01\x02" }},
+		{"a $binary is binary data", `{"$binary":{"base64":"AAEC","subType":"80"}}`, func(v bson.RawValue) bool {
+			st, b, ok := v.BinaryOK()
+			return ok && st == 0x80 && string(b) == "\x00\x01\x02"
+		}},
 		{"a legacy $binary is binary data", `{"$binary":"AAEC","$type":"00"}`, func(v bson.RawValue) bool { _, b, ok := v.BinaryOK(); return ok && len(b) == 3 }},
 		{"a $uuid is binary subtype 4", `{"$uuid":"7d1f0c8e-2b4a-4c5e-9f3a-1b2c3d4e5f60"}`, func(v bson.RawValue) bool { st, b, ok := v.BinaryOK(); return ok && st == 4 && len(b) == 16 }},
 		{"a $regularExpression is a regex", `{"$regularExpression":{"pattern":"^a","options":"i"}}`, func(v bson.RawValue) bool { p, o, ok := v.RegexOK(); return ok && p == "^a" && o == "i" }},
@@ -109,7 +112,11 @@ func TestDecodeExtendedJSONTypes(t *testing.T) {
 		{"-0.0 is a negative-zero double", `-0.0`, func(v bson.RawValue) bool { f, ok := v.DoubleOK(); return ok && math.Signbit(f) }},
 		{"a string with escapes and surrogate pairs", `"a\"\\\n\u00e9\ud83d\ude00"`, func(v bson.RawValue) bool { s, ok := v.StringValueOK(); return ok && s == "a\"\\\né😀" }},
 		{"a lone surrogate becomes U+FFFD", `"\ud800x"`, func(v bson.RawValue) bool { s, ok := v.StringValueOK(); return ok && s == "\uFFFDx" }},
-		{"booleans and null", `[true,false,null]`, func(v bson.RawValue) bool { a, ok := v.ArrayOK(); vs, _ := a.Values(); return ok && len(vs) == 3 && vs[0].Boolean() && vs[2].Type == bson.TypeNull }},
+		{"booleans and null", `[true,false,null]`, func(v bson.RawValue) bool {
+			a, ok := v.ArrayOK()
+			vs, _ := a.Values()
+			return ok && len(vs) == 3 && vs[0].Boolean() && vs[2].Type == bson.TypeNull
+		}},
 		{"nested documents keep key order and duplicates", `{"z":1,"a":2,"z":3}`, func(v bson.RawValue) bool {
 			d, ok := v.DocumentOK()
 			es, _ := d.Elements()
