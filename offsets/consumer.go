@@ -223,7 +223,7 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	if c.o.Metrics != nil {
 		c.o.Metrics.Consumed.WithLabelValues(tp.Topic).Inc()
 	}
-	msg := toMessage(m)
+	msg := FromKafka(m)
 	rec, err := record.Decode(msg, c.o.Decode)
 	var full *batch.Batch
 	if err != nil {
@@ -240,7 +240,8 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	}
 }
 
-func toMessage(m *kafka.Message) record.Message {
+// FromKafka converts a librdkafka message.
+func FromKafka(m *kafka.Message) record.Message {
 	msg := record.Message{
 		Topic:     *m.TopicPartition.Topic,
 		Partition: m.TopicPartition.Partition,

@@ -130,3 +130,64 @@ func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *r
 	}
 	return nil
 }
+
+// ReadTopic reads a whole topic, from the start to the end offsets it has
+// now, without joining a consumer group.
+func ReadTopic(ctx context.Context, props map[string]string, topic string) ([]record.Message, error) {
+	cm := kafka.ConfigMap{}
+	for k, v := range props {
+		cm[k] = v
+	}
+	cm["group.id"] = "statesync-dlt-reader"
+	cm["enable.auto.commit"] = false
+	cm["max.partition.fetch.bytes"] = 33554432
+	c, err := kafka.NewConsumer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka consumer: %w", err)
+	}
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		return nil, fmt.Errorf("read metadata of %s: %w", topic, err)
+	}
+	tm, ok := md.Topics[topic]
+	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || len(tm.Partitions) == 0 {
+		return nil, fmt.Errorf("topic %s does not exist", topic)
+	}
+	ends := map[int32]int64{}
+	var assign []kafka.TopicPartition
+	for _, p := range tm.Partitions {
+		low, high, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
+		if err != nil {
+			return nil, fmt.Errorf("read end offsets of %s: %w", topic, err)
+		}
+		if high > low {
+			ends[p.ID] = high
+			assign = append(assign, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.Offset(low)})
+		}
+	}
+	if len(assign) == 0 {
+		return nil, nil
+	}
+	if err := c.Assign(assign); err != nil {
+		return nil, err
+	}
+	var out []record.Message
+	for len(ends) > 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		switch ev := c.Poll(200).(type) {
+		case *kafka.Message:
+			out = append(out, FromKafka(ev))
+			if int64(ev.TopicPartition.Offset)+1 >= ends[ev.TopicPartition.Partition] {
+				delete(ends, ev.TopicPartition.Partition)
+			}
+		case kafka.Error:
+			if ev.IsFatal() {
+				return nil, ev
+			}
+		}
+	}
+	return out, nil
+}

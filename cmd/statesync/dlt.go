@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/offsets"
+	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/sink"
+)
+
+// cmdDLT: `statesync dlt replay` re-publishes dead letters after a hotfix.
+func cmdDLT(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "replay" {
+		return usageError("dlt needs a subcommand: replay")
+	}
+	fs := flag.NewFlagSet("dlt replay", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	origin := fs.String("topic", "", "replay only dead letters from this origin topic")
+	since := fs.String("since", "", "replay only dead letters written at or after this time (RFC 3339, or a duration ago such as 24h)")
+	until := fs.String("until", "", "replay only dead letters written before this time (RFC 3339, or a duration ago)")
+	class := fs.String("class", "", "replay only dead letters of this error class")
+	dryRun := fs.Bool("dry-run", false, "list what would be replayed, change nothing")
+	toMongo := fs.Bool("to-mongo", false, "write the records straight into MongoDB instead of re-publishing them")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError("%v", err)
+	}
+	if err := e.needKafka(); err != nil {
+		return err
+	}
+	if *toMongo && e.cfgErr != nil && (e.cfg.MongoURI == "" || e.cfg.MongoDatabase == "") {
+		return usageError("--to-mongo needs %sMONGO_URI and %sMONGO_DATABASE", config.Prefix, config.Prefix)
+	}
+	now := time.Now()
+	from, err := parseWhen(*since, now)
+	if err != nil {
+		return usageError("--since: %v", err)
+	}
+	to, err := parseWhen(*until, now)
+	if err != nil {
+		return usageError("--until: %v", err)
+	}
+	keep := func(d record.DeadLetterInfo) bool {
+		return (*origin == "" || d.Topic == *origin) && (*class == "" || d.Class == *class) &&
+			(from.IsZero() || !d.At.Before(from)) && (to.IsZero() || d.At.Before(to))
+	}
+
+	var apply func(ctx context.Context, d record.DeadLetterInfo) error
+	switch {
+	case *dryRun:
+		apply = func(context.Context, record.DeadLetterInfo) error { return nil }
+	case *toMongo:
+		syncField := ""
+		if e.cfg.SyncMetadata {
+			syncField = e.cfg.SyncField
+		}
+		db, err := sink.Connect(e.cfg.MongoURI, sink.Options{Database: e.cfg.MongoDatabase, WriteConcern: e.cfg.MongoWriteConcern,
+			Timeout: e.cfg.MongoTimeout, SyncField: syncField, StaleGuard: e.cfg.StaleGuard})
+		if err != nil {
+			return err
+		}
+		defer db.Close(context.Background())
+		apply = func(ctx context.Context, d record.DeadLetterInfo) error {
+			rec, err := record.Decode(d.Original, record.DecodeOptions{})
+			if err != nil {
+				return fmt.Errorf("still poison: %w", err)
+			}
+			res, err := db.Write(ctx, e.cfg.Collection(d.Topic), []record.Record{rec})
+			if err != nil {
+				return err
+			}
+			if len(res.Rejected) > 0 {
+				return res.Rejected[0].Err
+			}
+			return nil
+		}
+	default:
+		p, err := offsets.NewProducer(e.cfg.KafkaConfig())
+		if err != nil {
+			return err
+		}
+		defer p.Close(10 * time.Second)
+		apply = func(ctx context.Context, d record.DeadLetterInfo) error {
+			return p.Produce(ctx, d.Topic, d.Original.Key, d.Original.Value, d.Original.Headers)
+		}
+	}
+
+	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic)
+	if err != nil {
+		return err
+	}
+	var matched, replayed, failed int
+	for _, m := range letters {
+		d, err := record.ParseDeadLetter(m.Key, m.Value, m.Headers)
+		if err != nil {
+			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", m.Topic, m.Partition, m.Offset, err)
+			failed++
+			continue
+		}
+		if !keep(d) {
+			continue
+		}
+		matched++
+		verb := "replay"
+		if *dryRun {
+			verb = "would replay"
+		}
+		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
+		if err := apply(ctx, d); err != nil {
+			fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", line, err)
+			failed++
+			continue
+		}
+		fmt.Fprintln(e.stdout, line)
+		replayed++
+	}
+	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d failed%s\n",
+		len(letters), e.cfg.DLTTopic, matched, replayed, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[*dryRun])
+	if failed > 0 {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d dead letters could not be replayed", failed)}
+	}
+	return nil
+}
+
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T10:00:00Z) nor a duration (24h)", s)
+	}
+	return t, nil
+}

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/codr/statesync/dataset"
+	"github.com/codr/statesync/offsets"
+	"github.com/codr/statesync/record"
+)
+
+var entityName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// cmdPublish produces a dataset to codr.state.<entity> as IStateMessages.
+func cmdPublish(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	entity := fs.String("entity", "", "entity name, lower-case words joined by hyphens (topic codr.state.NAME)")
+	generate := fs.Int("generate", 0, "publish N generated sample entities instead of reading a file")
+	seed := fs.Int64("seed", 1, "seed of the generated entities")
+	keys := fs.Int("keys", 0, "with --generate: cycle over this many distinct entities (a topic with churn); 0 = N")
+	if err := fs.Parse(args); err != nil {
+		return usageError("%v", err)
+	}
+	if err := e.needKafka(); err != nil {
+		return err
+	}
+	if !entityName.MatchString(*entity) {
+		return usageError("--entity %q: give the entity as lower-case words joined by hyphens, e.g. user-preference", *entity)
+	}
+	topic := "codr.state." + *entity
+	var src entitySource
+	switch {
+	case *generate > 0:
+		if fs.NArg() > 0 {
+			return usageError("--generate and a FILE are exclusive")
+		}
+		src = generated(*seed, *generate, *keys)
+	case fs.NArg() > 1:
+		return usageError("publish reads one FILE (or stdin)")
+	default:
+		in := io.Reader(os.Stdin)
+		name := "stdin"
+		if fs.NArg() == 1 && fs.Arg(0) != "-" {
+			f, err := os.Open(fs.Arg(0))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in, name = f, fs.Arg(0)
+		}
+		src = readEntities(in, name)
+	}
+
+	p, err := offsets.NewProducer(e.cfg.KafkaConfig())
+	if err != nil {
+		return err
+	}
+	defer p.Close(30 * time.Second)
+	res, err := publish(ctx, p, topic, src, progressTo(e.stderr))
+	fmt.Fprintf(e.stdout, "published %d records to %s in %s (%.0f records/s); rejected %d\n",
+		res.published, topic, res.elapsed.Round(time.Millisecond), float64(res.published)/max(res.elapsed.Seconds(), 1e-9), len(res.rejected))
+	for _, r := range res.rejected {
+		fmt.Fprintf(e.stdout, "  rejected line %d: %s\n", r.line, r.reason)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.rejected) > 0 {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d entities rejected", len(res.rejected))}
+	}
+	return nil
+}
+
+// entity is one dataset item: its JSON object, or why it was rejected.
+type entity struct {
+	line   int
+	json   []byte
+	reason string
+}
+
+type entitySource func(yield func(entity) bool) error
+
+func generated(seed int64, n, keys int) entitySource {
+	if keys <= 0 || keys > n {
+		keys = n
+	}
+	return func(yield func(entity) bool) error {
+		for i := 0; i < n; i++ {
+			// Later rounds over the same keys carry new versions of them.
+			_, payload := dataset.Entity(seed+int64(i/keys), i%keys)
+			if !yield(entity{line: i + 1, json: payload}) {
+				return nil
+			}
+		}
+		return nil
+	}
+}
+
+// readEntities reads NDJSON (one object per line) or one JSON array.
+func readEntities(in io.Reader, name string) entitySource {
+	return func(yield func(entity) bool) error {
+		br := bufio.NewReaderSize(in, 1<<20)
+		first, err := firstNonSpace(br)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first == '[' {
+			dec := json.NewDecoder(br)
+			if _, err := dec.Token(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for i := 1; dec.More(); i++ {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return fmt.Errorf("%s: element %d: %w (the array cannot be read past it)", name, i, err)
+				}
+				if !yield(entity{line: i, json: raw}) {
+					return nil
+				}
+			}
+			return nil
+		}
+		sc := bufio.NewScanner(br)
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		for line := 1; sc.Scan(); line++ {
+			b := bytes.TrimSpace(sc.Bytes())
+			if len(b) == 0 {
+				continue
+			}
+			if !yield(entity{line: line, json: bytes.Clone(b)}) {
+				return nil
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+}
+
+func firstNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		if b != ' ' && b != '\n' && b != '\r' && b != '\t' {
+			return b, br.UnreadByte()
+		}
+	}
+}
+
+type rejection struct {
+	line   int
+	reason string
+}
+
+type publishResult struct {
+	published int64
+	rejected  []rejection
+	elapsed   time.Duration
+}
+
+// stateMessage builds the Kafka key, value and headers of one entity: the
+// key is its ObjectId (generated and written back as _id when absent).
+func stateMessage(obj []byte, now time.Time) (key, value []byte, headers []record.Header, err error) {
+	obj = bytes.TrimSpace(obj)
+	if len(obj) == 0 || obj[0] != '{' || !json.Valid(obj) {
+		return nil, nil, nil, errors.New("not a JSON object")
+	}
+	var ids struct {
+		ID json.RawMessage `json:"_id"`
+	}
+	if err := json.Unmarshal(obj, &ids); err != nil {
+		return nil, nil, nil, err
+	}
+	var id bson.ObjectID
+	if ids.ID == nil {
+		id = bson.NewObjectID()
+		obj = append([]byte(`{"_id":{"$oid":"`+id.Hex()+`"}`+sep(obj)), obj[1:]...)
+	} else if id, err = parseObjectID(ids.ID); err != nil {
+		return nil, nil, nil, fmt.Errorf("_id: %w", err)
+	}
+	value = make([]byte, 0, len(obj)+12)
+	value = append(value, `{"payload":`...)
+	value = append(value, obj...)
+	value = append(value, '}')
+	key = []byte(id.Hex())
+	headers = []record.Header{
+		{Key: "key", Value: key},
+		{Key: "traceId", Value: []byte(newUUID())},
+		{Key: "processedAt", Value: []byte(now.UTC().Format(time.RFC3339Nano))},
+	}
+	return key, value, headers, nil
+}
+
+// sep is the separator after the inserted _id: none for an empty object.
+func sep(obj []byte) string {
+	if len(bytes.TrimSpace(obj[1:])) > 0 && bytes.TrimSpace(obj[1:])[0] == '}' {
+		return ""
+	}
+	return ","
+}
+
+func parseObjectID(raw json.RawMessage) (bson.ObjectID, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return bson.ObjectIDFromHex(s)
+	}
+	var w struct {
+		OID string `json:"$oid"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil || w.OID == "" {
+		return bson.ObjectID{}, errors.New(`must be an ObjectId: "<24 hex>" or {"$oid": "<24 hex>"}`)
+	}
+	return bson.ObjectIDFromHex(w.OID)
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// publish produces every entity asynchronously and waits for all acks.
+func publish(ctx context.Context, p *offsets.Producer, topic string, src entitySource, progress func(done int64, rate float64, final bool)) (publishResult, error) {
+	var res publishResult
+	start := time.Now()
+	delivery := make(chan kafka.Event, 4096)
+	var acked, failed atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	wg.Add(1)
+	sent := int64(0)
+	allSent := make(chan int64, 1)
+	go func() {
+		defer wg.Done()
+		want := int64(-1)
+		for want < 0 || acked.Load()+failed.Load() < want {
+			select {
+			case n := <-allSent:
+				want = n
+			case ev := <-delivery:
+				m, ok := ev.(*kafka.Message)
+				if ok && m.TopicPartition.Error == nil {
+					acked.Add(1)
+					continue
+				}
+				failed.Add(1)
+				mu.Lock()
+				if firstErr == nil {
+					if ok {
+						firstErr = m.TopicPartition.Error
+					} else {
+						firstErr = fmt.Errorf("unexpected delivery event %v", ev)
+					}
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	tick := time.Now()
+	srcErr := src(func(en entity) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if en.reason != "" {
+			res.rejected = append(res.rejected, rejection{en.line, en.reason})
+			return true
+		}
+		key, value, headers, err := stateMessage(en.json, time.Now())
+		if err != nil {
+			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
+			return true
+		}
+		if err := p.ProduceAsync(topic, key, value, headers, delivery); err != nil {
+			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
+			return true
+		}
+		sent++
+		if time.Since(tick) > 500*time.Millisecond {
+			tick = time.Now()
+			progress(acked.Load(), float64(acked.Load())/time.Since(start).Seconds(), false)
+		}
+		return true
+	})
+	allSent <- sent
+	wg.Wait()
+	res.published = acked.Load()
+	res.elapsed = time.Since(start)
+	progress(res.published, float64(res.published)/max(res.elapsed.Seconds(), 1e-9), true)
+	if srcErr != nil {
+		return res, srcErr
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if failed.Load() > 0 {
+		return res, fmt.Errorf("%d records were not acknowledged by Kafka: %w", failed.Load(), firstErr)
+	}
+	return res, nil
+}
+
+func progressTo(w io.Writer) func(done int64, rate float64, final bool) {
+	if !isTerminal(w) {
+		return func(int64, float64, bool) {}
+	}
+	return func(done int64, rate float64, final bool) {
+		fmt.Fprintf(w, "\rpublished %s records, %.0f records/s   ", strconv.FormatInt(done, 10), rate)
+		if final {
+			fmt.Fprintln(w)
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/offsets"
+	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/sink"
+)
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 {
+		return usageError("run takes no arguments")
+	}
+	_, err := syncTopics(ctx, e, false)
+	return err
+}
+
+func newLogger(cfg config.Config, terminal bool) (*zap.Logger, error) {
+	var zc zap.Config
+	if cfg.LogFormat == "console" || (cfg.LogFormat == "auto" && terminal) {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.DisableStacktrace = true
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "ts"
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
+	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	return zc.Build()
+}
+
+// syncTopics is the pipeline: consumer → decode → batch → applier (MongoDB
+// + dead letters) → stored offsets. Components start in dependency order and
+// stop in reverse under the shutdown grace.
+func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, error) {
+	cfg := e.cfg
+	log, err := newLogger(cfg, isTerminal(e.stderr))
+	if err != nil {
+		return summaryView{}, err
+	}
+	defer log.Sync() //nolint:errcheck // best effort on exit
+	log.Info("starting statesync", zap.String("version", version), zap.Bool("import", importMode),
+		zap.String("topics", cfg.Topics), zap.String("database", cfg.MongoDatabase))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	syncField := ""
+	if cfg.SyncMetadata {
+		syncField = cfg.SyncField
+	}
+	db, err := sink.Connect(cfg.MongoURI, sink.Options{
+		Database: cfg.MongoDatabase, WriteConcern: cfg.MongoWriteConcern, Timeout: cfg.MongoTimeout,
+		SyncField: syncField, StaleGuard: cfg.StaleGuard,
+	})
+	if err != nil {
+		return summaryView{}, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = db.Close(cctx)
+		log.Info("closed MongoDB client")
+	}()
+
+	producer, err := offsets.NewProducer(cfg.KafkaConfig())
+	if err != nil {
+		return summaryView{}, err
+	}
+	defer func() {
+		producer.Close(5 * time.Second)
+		log.Info("closed dead-letter producer")
+	}()
+
+	var health health
+	health.stuckAfter = cfg.StuckAfter
+	health.started = time.Now()
+	applier := sink.NewApplier(db, &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic}, sink.ApplyOptions{
+		Collection:      cfg.Collection,
+		MaxBackoff:      cfg.RetryMaxBackoff,
+		UnwritableAfter: cfg.UnwritableAfter,
+		Log:             log,
+		Metrics:         m,
+		Health:          health.setMongo,
+	})
+	var sum summary
+	writer := writerFunc(func(ctx context.Context, b *batch.Batch) error {
+		out, err := applier.Apply(ctx, b)
+		sum.add(out, b)
+		return err
+	})
+
+	sel, _ := cfg.TopicSelection() // validated by config
+	consumer, err := offsets.New(offsets.Options{
+		Kafka: cfg.KafkaConfig(), GroupID: cfg.KafkaGroupID, Subscription: sel.Subscription(),
+		RefreshInterval: cfg.TopicRefreshInterval,
+		Batch:           batch.Options{MaxDocs: cfg.BatchMaxDocs, MaxBytes: cfg.BatchMaxBytes, MaxWait: cfg.BatchMaxWait},
+		Concurrency:     cfg.WriteConcurrency,
+		Decode:          record.DecodeOptions{},
+		ShutdownGrace:   cfg.ShutdownGrace,
+		StopAtEnd:       importMode,
+		Log:             log,
+		Metrics:         m,
+	}, writer)
+	if err != nil {
+		return summaryView{}, err
+	}
+	health.status = consumer.Status()
+	health.metrics = m
+
+	pingCtx, stopPing := context.WithCancel(context.Background())
+	defer stopPing()
+	go health.watchMongo(pingCtx, db)
+
+	if cfg.HTTPAddr != "" {
+		srv, err := serveHTTP(cfg.HTTPAddr, reg, &health, log)
+		if err != nil {
+			return summaryView{}, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			log.Info("stopped HTTP server")
+		}()
+	}
+
+	var stopProgress func()
+	if importMode {
+		stopProgress = startProgress(e, consumer.Status(), &sum, log)
+	}
+	sum.start = time.Now()
+	err = consumer.Run(ctx)
+	sum.elapsed = time.Since(sum.start)
+	if stopProgress != nil {
+		stopProgress()
+	}
+	if err != nil {
+		log.Error("consumer stopped with an error", zap.Error(err))
+		return sum.snapshot(), err
+	}
+	log.Info("stopped cleanly", zap.Int64("written", sum.written.Load()), zap.Int64("dead_lettered", sum.deadLettered.Load()))
+	return sum.snapshot(), nil
+}
+
+type writerFunc func(ctx context.Context, b *batch.Batch) error
+
+func (f writerFunc) Apply(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
+
+// health answers /healthz and /readyz.
+type health struct {
+	mongoUp    atomic.Bool
+	status     *offsets.Status
+	metrics    *metrics.Metrics
+	stuckAfter time.Duration
+	started    time.Time
+}
+
+func (h *health) setMongo(up bool) {
+	h.mongoUp.Store(up)
+	if h.metrics != nil {
+		h.metrics.MongoUp.Set(b2f(up))
+	}
+}
+
+func (h *health) watchMongo(ctx context.Context, db *sink.Sink) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		h.setMongo(db.Ping(ctx) == nil)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ready: MongoDB answers, the consumer is subscribed and has partitions (or
+// has had time to learn there are none for it), and it is not stuck.
+func (h *health) ready() (bool, string) {
+	ok, why := h.check()
+	if h.metrics != nil {
+		h.metrics.Ready.Set(b2f(ok))
+	}
+	return ok, why
+}
+
+func (h *health) check() (bool, string) {
+	if !h.mongoUp.Load() {
+		return false, "MongoDB unreachable"
+	}
+	if h.status == nil || !h.status.Subscribed.Load() {
+		return false, "not subscribed yet"
+	}
+	if h.status.Assigned.Load() == 0 && time.Since(h.started) < 30*time.Second {
+		return false, "waiting for partition assignment"
+	}
+	if last := h.status.LastProgress.Load(); h.status.Lag.Load() > 0 && last > 0 &&
+		time.Since(time.Unix(0, last)) > h.stuckAfter {
+		return false, fmt.Sprintf("stuck: no progress for %s with lag %d", h.stuckAfter, h.status.Lag.Load())
+	}
+	return true, "ready"
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func serveHTTP(addr string, reg *prometheus.Registry, h *health, log *zap.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := h.ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, why)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (set STATESYNC_HTTP_ADDR to a free address, or empty to disable)", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server", zap.Error(err))
+		}
+	}()
+	log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
+	return srv, nil
+}
