@@ -1,0 +1,144 @@
+{{/*
+statesync.container: the statesync container, as one item of a pod's containers list.
+Takes the statesync chart's scope (see _helpers.tpl). Used by the standalone Deployment and by
+statesync.sidecar.
+*/}}
+{{- define "statesync.container" -}}
+{{- include "statesync.validate" . }}
+{{- $sidecar := eq .Values.mode "sidecar" }}
+{{- $port := include "statesync.httpPort" . }}
+{{- $secret := include "statesync.secretName" . -}}
+- name: {{ ternary .Values.sidecar.containerName "statesync" $sidecar }}
+  image: {{ include "statesync.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args: ["run"]
+  ports:
+    - name: statesync-http
+      containerPort: {{ $port }}
+      protocol: TCP
+  env:
+    - name: STATESYNC_KAFKA_BROKERS
+      value: {{ required "statesync: kafka.brokers is required" .Values.kafka.brokers | toJson }}
+    - name: STATESYNC_KAFKA_GROUP_ID
+      value: {{ .Values.kafka.groupId | toJson }}
+    {{- with .Values.kafka.properties }}
+    - name: STATESYNC_KAFKA_PROPERTIES
+      value: {{ include "statesync.joinMap" (list . "=" ";") | toJson }}
+    {{- end }}
+    {{- with .Values.kafka.sasl.username }}
+    - name: STATESYNC_KAFKA_SASL_USERNAME
+      value: {{ . | toJson }}
+    {{- end }}
+    {{- if .Values.kafka.sasl.passwordFile }}
+    - name: STATESYNC_KAFKA_SASL_PASSWORD_FILE
+      value: {{ .Values.kafka.sasl.passwordFile | toJson }}
+    {{- else if .Values.kafka.sasl.existingSecret }}
+    - name: STATESYNC_KAFKA_SASL_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ .Values.kafka.sasl.existingSecret }}
+          key: {{ .Values.kafka.sasl.existingSecretKey }}
+    {{- else if .Values.kafka.sasl.password }}
+    - name: STATESYNC_KAFKA_SASL_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ $secret }}
+          key: sasl-password
+    {{- end }}
+    - name: STATESYNC_TOPICS
+      value: {{ .Values.kafka.topics | toJson }}
+    - name: STATESYNC_TOPIC_REFRESH_INTERVAL
+      value: {{ .Values.kafka.topicRefreshInterval | toJson }}
+    - name: STATESYNC_DLT_TOPIC
+      value: {{ .Values.kafka.dltTopic | toJson }}
+    {{- if .Values.mongo.uriFile }}
+    - name: STATESYNC_MONGO_URI_FILE
+      value: {{ .Values.mongo.uriFile | toJson }}
+    {{- else }}
+    - name: STATESYNC_MONGO_URI
+      valueFrom:
+        secretKeyRef:
+          {{- if .Values.mongo.existingSecret }}
+          name: {{ .Values.mongo.existingSecret }}
+          key: {{ .Values.mongo.existingSecretKey }}
+          {{- else }}
+          name: {{ $secret }}
+          key: mongo-uri
+          {{- end }}
+    {{- end }}
+    - name: STATESYNC_MONGO_DATABASE
+      value: {{ required "statesync: mongo.database is required" .Values.mongo.database | toJson }}
+    {{- with .Values.mongo.collections }}
+    - name: STATESYNC_COLLECTIONS
+      value: {{ include "statesync.joinMap" (list . "=" ",") | toJson }}
+    {{- end }}
+    - name: STATESYNC_MONGO_WRITE_CONCERN
+      value: {{ include "statesync.scalar" .Values.mongo.writeConcern | toJson }}
+    - name: STATESYNC_MONGO_TIMEOUT
+      value: {{ .Values.mongo.timeout | toJson }}
+    - name: STATESYNC_BATCH_MAX_DOCS
+      value: {{ .Values.batch.maxDocs | int64 | toString | toJson }}
+    - name: STATESYNC_BATCH_MAX_BYTES
+      value: {{ .Values.batch.maxBytes | int64 | toString | toJson }}
+    - name: STATESYNC_BATCH_MAX_WAIT
+      value: {{ .Values.batch.maxWait | toJson }}
+    - name: STATESYNC_WRITE_CONCURRENCY
+      value: {{ .Values.writeConcurrency | int64 | toString | toJson }}
+    - name: STATESYNC_RETRY_MAX_BACKOFF
+      value: {{ .Values.retryMaxBackoff | toJson }}
+    - name: STATESYNC_SYNC_METADATA
+      value: {{ .Values.sync.metadata | toString | toJson }}
+    - name: STATESYNC_SYNC_FIELD
+      value: {{ .Values.sync.field | toJson }}
+    - name: STATESYNC_STALE_GUARD
+      value: {{ .Values.sync.staleGuard | toString | toJson }}
+    - name: STATESYNC_LOG_LEVEL
+      value: {{ .Values.log.level | toJson }}
+    - name: STATESYNC_LOG_FORMAT
+      value: {{ .Values.log.format | toJson }}
+    - name: STATESYNC_HTTP_ADDR
+      value: {{ printf ":%s" $port | toJson }}
+    - name: STATESYNC_SHUTDOWN_GRACE
+      value: {{ printf "%ds" (int64 .Values.shutdownGraceSeconds) | toJson }}
+    - name: STATESYNC_STUCK_AFTER
+      value: {{ .Values.stuckAfter | toJson }}
+    {{- with .Values.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if .Values.livenessProbe.enabled }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: statesync-http
+    initialDelaySeconds: {{ .Values.livenessProbe.initialDelaySeconds | int64 }}
+    periodSeconds: {{ .Values.livenessProbe.periodSeconds | int64 }}
+    timeoutSeconds: {{ .Values.livenessProbe.timeoutSeconds | int64 }}
+    failureThreshold: {{ .Values.livenessProbe.failureThreshold | int64 }}
+  {{- end }}
+  {{- if and .Values.readinessProbe.enabled (or (not $sidecar) .Values.sidecar.readinessProbe) }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: statesync-http
+    initialDelaySeconds: {{ .Values.readinessProbe.initialDelaySeconds | int64 }}
+    periodSeconds: {{ .Values.readinessProbe.periodSeconds | int64 }}
+    timeoutSeconds: {{ .Values.readinessProbe.timeoutSeconds | int64 }}
+    failureThreshold: {{ .Values.readinessProbe.failureThreshold | int64 }}
+  {{- end }}
+  {{- with .Values.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.containerSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.extraVolumeMounts }}
+  volumeMounts:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
