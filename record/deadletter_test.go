@@ -179,3 +179,36 @@ func TestDeadLetterCopiesA17MiBValueOnce(t *testing.T) {
 		t.Fatal("short value")
 	}
 }
+
+// FuzzDeadLetterRoundTrip: whatever the original value, the parsed dead
+// letter gives back its origin, and its exact value unless it was an envelope
+// (whose record part is replayed with the headers as Kafka headers).
+func FuzzDeadLetterRoundTrip(f *testing.F) {
+	for _, s := range seedValues {
+		f.Add([]byte(testKey), []byte(s), "trace", false)
+	}
+	f.Add([]byte(nil), []byte(nil), "", true)
+	f.Add([]byte("k\xff"), []byte("\xff\x00 x"), "t\xfe", false)
+	f.Fuzz(func(t *testing.T, key, value []byte, trace string, tombstone bool) {
+		if tombstone {
+			value = nil
+		}
+		m := Message{Topic: "codr.state.x", Partition: 1, Offset: 2, Key: key, Value: value, Headers: []Header{{HeaderTraceID, []byte(trace)}}}
+		k, v, h := DeadLetter(m, &PoisonError{Class: ClassInvalidJSON, Err: errors.New("x")}, time.Unix(0, 0))
+		if !json.Valid(v) {
+			t.Fatalf("dead letter of %q is not JSON: %q", value, v)
+		}
+		info, err := ParseDeadLetter(k, v, h)
+		if err != nil {
+			t.Fatalf("dead letter of %q: %v", value, err)
+		}
+		if info.Topic != m.Topic || info.Partition != 1 || info.Offset != 2 || !bytes.Equal(info.Key, key) || info.TraceID != trace {
+			t.Fatalf("parsed %+v", info)
+		}
+		if _, _, isEnv := envelopeParts(value); !isEnv || !json.Valid(value) {
+			if !bytes.Equal(info.Original.Value, value) || (info.Original.Value == nil) != (value == nil) {
+				t.Fatalf("original %q, want %q", info.Original.Value, value)
+			}
+		}
+	})
+}

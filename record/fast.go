@@ -69,6 +69,9 @@ type fastDecoder struct {
 }
 
 func (d *fastDecoder) ws() {
+	if d.pos < len(d.in) && d.in[d.pos] > ' ' {
+		return
+	}
 	for d.pos < len(d.in) {
 		switch d.in[d.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -350,52 +353,17 @@ func (d *fastDecoder) value() (bson.Type, bool) {
 		if d.depth++; d.depth > maxFastDepth {
 			return 0, false
 		}
-		defer func() { d.depth-- }()
-		if d.next() == '"' && d.pos+1 < len(d.in) && (d.in[d.pos+1] == '$' || d.in[d.pos+1] == '\\') {
-			return d.wrapper()
-		}
-		start := len(d.out)
-		d.out = append(d.out, 0, 0, 0, 0)
-		if !d.objectBody(false) {
-			return 0, false
-		}
-		d.out = append(d.out, 0)
-		binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
-		return bson.TypeEmbeddedDocument, true
+		t, ok := d.object()
+		d.depth--
+		return t, ok
 	case '[':
 		d.pos++
 		if d.depth++; d.depth > maxFastDepth {
 			return 0, false
 		}
-		defer func() { d.depth-- }()
-		start := len(d.out)
-		d.out = append(d.out, 0, 0, 0, 0)
-		if d.next() == ']' {
-			d.pos++
-		} else {
-			for i := 0; ; i++ {
-				typePos := len(d.out)
-				d.out = append(d.out, 0)
-				d.out = strconv.AppendInt(d.out, int64(i), 10)
-				d.out = append(d.out, 0)
-				t, ok := d.value()
-				if !ok {
-					return 0, false
-				}
-				d.out[typePos] = byte(t)
-				c := d.next()
-				d.pos++
-				if c == ']' {
-					break
-				}
-				if c != ',' {
-					return 0, false
-				}
-			}
-		}
-		d.out = append(d.out, 0)
-		binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
-		return bson.TypeArray, true
+		ok := d.array()
+		d.depth--
+		return bson.TypeArray, ok
 	case '"':
 		d.pos++
 		start := len(d.out)
@@ -427,6 +395,58 @@ func (d *fastDecoder) value() (bson.Type, bool) {
 		return d.number()
 	}
 	return 0, false
+}
+
+// object transcodes an object value ('{' consumed): a wrapper when its first
+// key starts with '$' (or is escaped: the wrapper path declines it).
+func (d *fastDecoder) object() (bson.Type, bool) {
+	if d.next() == '"' && d.pos+1 < len(d.in) && (d.in[d.pos+1] == '$' || d.in[d.pos+1] == '\\') {
+		return d.wrapper()
+	}
+	start := len(d.out)
+	d.out = append(d.out, 0, 0, 0, 0)
+	if !d.objectBody(false) {
+		return 0, false
+	}
+	d.out = append(d.out, 0)
+	binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
+	return bson.TypeEmbeddedDocument, true
+}
+
+// array transcodes an array value ('[' consumed).
+func (d *fastDecoder) array() bool {
+	start := len(d.out)
+	d.out = append(d.out, 0, 0, 0, 0)
+	if d.next() == ']' {
+		d.pos++
+	} else {
+		for i := 0; ; i++ {
+			typePos := len(d.out)
+			d.out = append(d.out, 0)
+			if i < 10 {
+				d.out = append(d.out, byte('0'+i))
+			} else {
+				d.out = strconv.AppendInt(d.out, int64(i), 10)
+			}
+			d.out = append(d.out, 0)
+			t, ok := d.value()
+			if !ok {
+				return false
+			}
+			d.out[typePos] = byte(t)
+			c := d.next()
+			d.pos++
+			if c == ']' {
+				break
+			}
+			if c != ',' {
+				return false
+			}
+		}
+	}
+	d.out = append(d.out, 0)
+	binary.LittleEndian.PutUint32(d.out[start:], uint32(len(d.out)-start))
+	return true
 }
 
 func (d *fastDecoder) literal(lit string) bool {
@@ -774,14 +794,52 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 
 // parseExtJSONDate parses a relaxed $date string exactly as the bson package
 // does: RFC 3339 with millisecond truncation, with or without a colon in the
-// offset.
+// offset. The common UTC form with 0 or 3 fraction digits is parsed by hand;
+// anything else, including out-of-range fields, goes through time.Parse.
 func parseExtJSONDate(s []byte) (int64, bool) {
+	if ms, ok := parseUTCMillis(s); ok {
+		return ms, true
+	}
 	for _, layout := range [...]string{"2006-01-02T15:04:05.999Z07:00", "2006-01-02T15:04:05.999Z0700"} {
 		if t, err := time.Parse(layout, string(s)); err == nil {
 			return int64(bson.NewDateTimeFromTime(t)), true
 		}
 	}
 	return 0, false
+}
+
+// parseUTCMillis reads "2006-01-02T15:04:05Z" or "2006-01-02T15:04:05.000Z".
+func parseUTCMillis(s []byte) (int64, bool) {
+	if len(s) != 20 && len(s) != 24 || s[len(s)-1] != 'Z' ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := num(s[0:4]), num(s[5:7]), num(s[8:10]), num(s[11:13]), num(s[14:16]), num(s[17:19])
+	ms := 0
+	if len(s) == 24 {
+		if s[19] != '.' {
+			return 0, false
+		}
+		ms = num(s[20:23])
+	}
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0 {
+		return 0, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if t.Day() != d {
+		return 0, false
+	}
+	return t.Unix()*1000 + int64(ms), true
 }
 
 // skipValue validates and skips one JSON value (envelope parts other than the
@@ -793,49 +851,17 @@ func (d *fastDecoder) skipValue() bool {
 		if d.depth++; d.depth > maxFastDepth {
 			return false
 		}
-		defer func() { d.depth-- }()
-		if d.next() == '}' {
-			d.pos++
-			return true
-		}
-		for {
-			if !d.expect('"') || !d.skipString() || !d.expect(':') || !d.skipValue() {
-				return false
-			}
-			switch d.next() {
-			case ',':
-				d.pos++
-			case '}':
-				d.pos++
-				return true
-			default:
-				return false
-			}
-		}
+		ok := d.skipObject()
+		d.depth--
+		return ok
 	case '[':
 		d.pos++
 		if d.depth++; d.depth > maxFastDepth {
 			return false
 		}
-		defer func() { d.depth-- }()
-		if d.next() == ']' {
-			d.pos++
-			return true
-		}
-		for {
-			if !d.skipValue() {
-				return false
-			}
-			switch d.next() {
-			case ',':
-				d.pos++
-			case ']':
-				d.pos++
-				return true
-			default:
-				return false
-			}
-		}
+		ok := d.skipArray()
+		d.depth--
+		return ok
 	case '"':
 		d.pos++
 		return d.skipString()
@@ -852,6 +878,48 @@ func (d *fastDecoder) skipValue() bool {
 		return ok
 	}
 	return false
+}
+
+func (d *fastDecoder) skipObject() bool {
+	if d.next() == '}' {
+		d.pos++
+		return true
+	}
+	for {
+		if !d.expect('"') || !d.skipString() || !d.expect(':') || !d.skipValue() {
+			return false
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (d *fastDecoder) skipArray() bool {
+	if d.next() == ']' {
+		d.pos++
+		return true
+	}
+	for {
+		if !d.skipValue() {
+			return false
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+		case ']':
+			d.pos++
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // skipString validates a JSON string whose opening quote was consumed.
