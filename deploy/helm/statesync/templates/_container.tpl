@@ -86,6 +86,8 @@ statesync.sidecar.
       value: {{ .Values.writeConcurrency | int64 | toString | toJson }}
     - name: STATESYNC_RETRY_MAX_BACKOFF
       value: {{ .Values.retryMaxBackoff | toJson }}
+    - name: STATESYNC_UNWRITABLE_AFTER
+      value: {{ .Values.unwritableAfter | int64 | toString | toJson }}
     - name: STATESYNC_SYNC_METADATA
       value: {{ .Values.sync.metadata | toString | toJson }}
     - name: STATESYNC_SYNC_FIELD
