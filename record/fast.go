@@ -66,6 +66,7 @@ type fastDecoder struct {
 	env   envHeaders
 
 	sawID, idBad bool
+	escaped      bool // str decoded an escape sequence
 }
 
 func (d *fastDecoder) ws() {
@@ -175,6 +176,10 @@ func (d *fastDecoder) plainKey() ([]byte, bool) {
 	start := d.pos
 	for d.pos < len(d.in) {
 		c := d.in[d.pos]
+		if c > '"' && c != '\\' && c < 0x80 || c == ' ' || c == '!' {
+			d.pos++
+			continue
+		}
 		switch {
 		case c == '"':
 			d.pos++
@@ -302,11 +307,13 @@ func (d *fastDecoder) objectBody(top bool) bool {
 		typePos := len(d.out)
 		d.out = append(d.out, 0)
 		keyStart := len(d.out)
+		d.escaped = false
 		if !d.str() {
 			return false
 		}
+		// A NUL can only come from a \u0000 escape.
 		key := d.out[keyStart:]
-		if len(key) > 0 && key[0] == '$' || bytes.IndexByte(key, 0) >= 0 {
+		if len(key) > 0 && key[0] == '$' || d.escaped && bytes.IndexByte(key, 0) >= 0 {
 			return false
 		}
 		d.out = append(d.out, 0)
@@ -577,6 +584,7 @@ func (d *fastDecoder) str() bool {
 			d.pos += n
 		default:
 			d.pos++
+			d.escaped = true
 			if !d.escape() {
 				return false
 			}
