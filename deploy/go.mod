@@ -1,9 +1,9 @@
 module github.com/codr/statesync/deploy
 
-go 1.26.7
+go 1.26.0
 
 require (
-	github.com/prometheus/prometheus v0.316.0
+	github.com/prometheus/prometheus v0.315.1
 	gopkg.in/yaml.v3 v3.0.1
 )
 
