@@ -37,6 +37,7 @@ type Config struct {
 	Collections       map[string]string `env:"COLLECTIONS" envSeparator:"," envKeyValSeparator:"=" desc:"entity=collection,... overrides of the entity-name default"`
 	MongoWriteConcern string            `env:"MONGO_WRITE_CONCERN" envDefault:"majority" desc:"write concern: majority or a number of nodes"`
 	MongoTimeout      time.Duration     `env:"MONGO_TIMEOUT" envDefault:"30s" desc:"timeout of one bulk write"`
+	MongoMaxBulkOps   int               `env:"MONGO_MAX_BULK_OPS" envDefault:"0" desc:"split bulk writes into commands of at most this many operations (0: driver default; 40 for FerretDB 1.x)"`
 
 	BatchMaxDocs     int           `env:"BATCH_MAX_DOCS" envDefault:"1000" desc:"flush a partition's batch at this many distinct documents"`
 	BatchMaxBytes    int           `env:"BATCH_MAX_BYTES" envDefault:"8388608" desc:"flush a partition's batch at this many message bytes"`
@@ -155,6 +156,12 @@ func (c *Config) validate() []string {
 		if f.v <= 0 {
 			add("%s%s=%d: must be at least 1", Prefix, f.name, f.v)
 		}
+	}
+	if c.MongoMaxBulkOps < 0 {
+		add("%sMONGO_MAX_BULK_OPS=%d: use 0 (no limit) or a positive number", Prefix, c.MongoMaxBulkOps)
+	}
+	if c.StaleGuard && !c.SyncMetadata {
+		add("%sSTALE_GUARD=true needs %sSYNC_METADATA=true (the guard compares the stored processedAt): enable metadata or set STALE_GUARD=false", Prefix, Prefix)
 	}
 	if c.BatchMaxDocs > 100000 {
 		add("%sBATCH_MAX_DOCS=%d: at most 100000 (one bulk write)", Prefix, c.BatchMaxDocs)
@@ -304,6 +311,7 @@ func (c Config) Masked() []string {
 		"COLLECTIONS=" + joinMap(c.Collections, ",", false),
 		"MONGO_WRITE_CONCERN=" + c.MongoWriteConcern,
 		"MONGO_TIMEOUT=" + c.MongoTimeout.String(),
+		fmt.Sprintf("MONGO_MAX_BULK_OPS=%d", c.MongoMaxBulkOps),
 		fmt.Sprintf("BATCH_MAX_DOCS=%d", c.BatchMaxDocs),
 		fmt.Sprintf("BATCH_MAX_BYTES=%d", c.BatchMaxBytes),
 		"BATCH_MAX_WAIT=" + c.BatchMaxWait.String(),

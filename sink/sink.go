@@ -29,6 +29,11 @@ type Options struct {
 	Timeout      time.Duration // of one bulk write
 	SyncField    string        // field holding sync metadata; "" writes none
 	StaleGuard   bool          // never replace a document with a newer stored processedAt (needs SyncField)
+	// MaxBulkOps splits a write into sequential bulk commands of at most
+	// this many operations; 0 leaves splitting to the driver. FerretDB 1.x
+	// holds one PostgreSQL connection per matched document until its update
+	// command ends, so a bulk larger than its pool deadlocks it.
+	MaxBulkOps int
 }
 
 // Sink is a MongoDB database statesync writes to.
@@ -136,6 +141,28 @@ func IsRecoverable(err error) bool {
 // collection. A nil error means every record is written, skipped as stale,
 // or listed in Result.Rejected. A non-nil error is a *RecoverableError.
 func (s *Sink) Write(ctx context.Context, collection string, recs []record.Record) (Result, error) {
+	chunk := len(recs)
+	if s.opts.MaxBulkOps > 0 && chunk > s.opts.MaxBulkOps {
+		chunk = s.opts.MaxBulkOps
+	}
+	var res Result
+	for start := 0; start < len(recs); start += chunk {
+		part, err := s.write(ctx, collection, recs[start:min(start+chunk, len(recs))])
+		if err != nil {
+			return Result{}, err
+		}
+		res.Upserted += part.Upserted
+		res.Deleted += part.Deleted
+		res.Skipped += part.Skipped
+		for _, rj := range part.Rejected {
+			rj.Index += start
+			res.Rejected = append(res.Rejected, rj)
+		}
+	}
+	return res, nil
+}
+
+func (s *Sink) write(ctx context.Context, collection string, recs []record.Record) (Result, error) {
 	var res Result
 	if len(recs) == 0 {
 		return res, nil

@@ -58,7 +58,7 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 			syncField = e.cfg.SyncField
 		}
 		db, err := sink.Connect(e.cfg.MongoURI, sink.Options{Database: e.cfg.MongoDatabase, WriteConcern: e.cfg.MongoWriteConcern,
-			Timeout: e.cfg.MongoTimeout, SyncField: syncField, StaleGuard: e.cfg.StaleGuard})
+			Timeout: e.cfg.MongoTimeout, SyncField: syncField, StaleGuard: e.cfg.StaleGuard, MaxBulkOps: e.cfg.MongoMaxBulkOps})
 		if err != nil {
 			return err
 		}

@@ -73,7 +73,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	}
 	db, err := sink.Connect(cfg.MongoURI, sink.Options{
 		Database: cfg.MongoDatabase, WriteConcern: cfg.MongoWriteConcern, Timeout: cfg.MongoTimeout,
-		SyncField: syncField, StaleGuard: cfg.StaleGuard,
+		SyncField: syncField, StaleGuard: cfg.StaleGuard, MaxBulkOps: cfg.MongoMaxBulkOps,
 	})
 	if err != nil {
 		return summaryView{}, err

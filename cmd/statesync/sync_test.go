@@ -66,6 +66,8 @@ func (p *pipeline) config(t *testing.T) config.Config {
 		"STATESYNC_LOG_FORMAT":     "json",
 		"STATESYNC_LOG_LEVEL":      "warn",
 		"STATESYNC_BATCH_MAX_WAIT": "50ms",
+		// FerretDB 1.x: see sink.Options.MaxBulkOps. Harmless on MongoDB.
+		"STATESYNC_MONGO_MAX_BULK_OPS": "40",
 	}
 	for k, v := range p.extraEnvironment {
 		environment[k] = v
