@@ -190,6 +190,7 @@ func (h *health) watchMongo(ctx context.Context, db *sink.Sink) {
 	defer t.Stop()
 	for {
 		h.setMongo(db.Ping(ctx) == nil)
+		h.ready() // keeps statesync_ready current where nothing probes /readyz (the sidecar)
 		select {
 		case <-ctx.Done():
 			return

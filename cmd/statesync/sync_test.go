@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
 )
 
@@ -192,5 +193,96 @@ func assertState(t *testing.T, c *mongo.Collection, want map[bson.ObjectID]int) 
 	}
 	if seen != len(want) {
 		t.Errorf("collection holds %d documents, want %d", seen, len(want))
+	}
+}
+
+func TestPoisonRecordsGoToTheDeadLetterTopicAndTheRestIsWritten(t *testing.T) {
+	p := newPipeline(t, 2)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	other := bson.NewObjectID()
+	poison := []struct {
+		name  string
+		key   string
+		value string
+		class string
+	}{
+		{"invalid JSON", "", `{"payload": {"a": `, record.ClassInvalidJSON},
+		{"a key that is not an ObjectId", "user-42", `{"payload":{"a":1}}`, record.ClassInvalidKey},
+		{"an empty key", "-", `{"payload":{"a":1}}`, record.ClassInvalidKey},
+		{"a payload _id that disagrees with the key", "", `{"payload":{"_id":{"$oid":"` + other.Hex() + `"}}}`, record.ClassIDMismatch},
+		{"wrong extended JSON", "", `{"payload":{"born":{"$date":"yesterday"}}}`, record.ClassInvalidPayload},
+		{"a JSON array", "", `[1,2,3]`, record.ClassInvalidJSON},
+		{"a JSON scalar", "", `42`, record.ClassInvalidJSON},
+		{"invalid UTF-8", "", "{\"payload\":{\"a\":\"\xff\xfe\"}}", record.ClassInvalidJSON},
+		{"no payload", "", `{"state":{"a":1}}`, record.ClassInvalidPayload},
+		{"a field starting with $", "", `{"payload":{"$set":{"a":1}}}`, record.ClassInvalidPayload},
+	}
+	want := map[bson.ObjectID]int{}
+	var msgs []testenv.Msg
+	poisonKeys := map[string]string{} // key → class
+	for i := 0; i < 400; i++ {
+		id := bson.NewObjectID()
+		msgs = append(msgs, stateRecord(id, i, at))
+		want[id] = i
+		if i%40 == 7 {
+			pz := poison[(i/40)%len(poison)]
+			key := bson.NewObjectID().Hex()
+			switch pz.key {
+			case "-":
+				key = ""
+			case "":
+			default:
+				key = pz.key + strconv.Itoa(i)
+			}
+			m := testenv.Msg{Key: []byte(key), Value: []byte(pz.value), Headers: map[string]string{"traceId": "trace-" + strconv.Itoa(i), "processedAt": at.Format(time.RFC3339Nano)}}
+			if key != "" {
+				m.Headers["key"] = key
+			}
+			msgs = append(msgs, m)
+			poisonKeys[key] = pz.class
+		}
+	}
+	testenv.Produce(t, p.brokers, p.topic, msgs)
+	sum := p.importAll(t)
+	if sum.DeadLettered != int64(len(poisonKeys)) {
+		t.Errorf("dead-lettered %d, want %d", sum.DeadLettered, len(poisonKeys))
+	}
+	assertState(t, p.collection(), want)
+
+	letters := testenv.ReadAll(t, p.brokers, p.dlt)
+	if len(letters) != len(poisonKeys) {
+		t.Fatalf("%d dead letters, want %d", len(letters), len(poisonKeys))
+	}
+	seen := map[string]bool{}
+	for _, m := range letters {
+		hs := make([]record.Header, len(m.Headers))
+		headers := map[string]string{}
+		for i, h := range m.Headers {
+			hs[i] = record.Header{Key: h.Key, Value: h.Value}
+			headers[h.Key] = string(h.Value)
+		}
+		d, err := record.ParseDeadLetter(m.Key, m.Value, hs)
+		if err != nil {
+			t.Fatalf("dead letter does not parse: %v\n%s", err, m.Value)
+		}
+		key := string(d.Key)
+		class, ok := poisonKeys[key]
+		if !ok || seen[key] {
+			t.Errorf("unexpected or repeated dead letter for key %q", key)
+			continue
+		}
+		seen[key] = true
+		if d.Class != class || headers["error.class"] != class {
+			t.Errorf("key %q: class %q (header %q), want %q: %s", key, d.Class, headers["error.class"], class, d.Message)
+		}
+		if d.Topic != p.topic || headers["topic"] != p.topic || headers["stream"] != "state" || headers["offset"] == "" || headers["partition"] == "" {
+			t.Errorf("key %q: origin headers missing: %v", key, headers)
+		}
+		if d.TraceID == "" || d.ProcessedAt == "" || headers["error.message"] == "" || headers["error.at"] == "" {
+			t.Errorf("key %q: seed headers missing: %+v %v", key, d, headers)
+		}
+		if got := testenv.ValueAt(t, p.brokers, p.topic, d.Partition, d.Offset); !bytes.Equal(got, d.Original.Value) {
+			t.Errorf("key %q: dead letter does not hold the original record verbatim:\n got %q\nwant %q", key, d.Original.Value, got)
+		}
 	}
 }

@@ -167,12 +167,10 @@ func ReadAll(t testing.TB, brokers, topic string) []*kafka.Message {
 	}
 	defer c.Close()
 	var tps []kafka.TopicPartition
-	want := 0
 	for p, end := range ends {
 		if end > 0 {
 			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.OffsetBeginning})
 		}
-		want += int(end)
 	}
 	if err := c.Assign(tps); err != nil {
 		t.Fatal(err)
@@ -192,7 +190,6 @@ func ReadAll(t testing.TB, brokers, topic string) []*kafka.Message {
 	if len(done) < len(tps) {
 		t.Fatalf("read %d messages of %s, partitions done %v of %d within 60s", len(out), topic, done, len(tps))
 	}
-	_ = want
 	return out
 }
 
@@ -206,4 +203,25 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// ValueAt reads the value of the message at offset of a partition.
+func ValueAt(t testing.TB, brokers, topic string, partition int32, offset int64) []byte {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": brokers, "group.id": "testenv-value-at", "enable.auto.commit": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: partition, Offset: kafka.Offset(offset)}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, ok := c.Poll(100).(*kafka.Message); ok && int64(m.TopicPartition.Offset) == offset {
+			return m.Value
+		}
+	}
+	t.Fatalf("no message at %s[%d]@%d within 30s", topic, partition, offset)
+	return nil
 }
