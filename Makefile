@@ -1,7 +1,20 @@
 # The few commands people type. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
 
-.PHONY: test stack-up stack-down stack-env stack-status
+.PHONY: demo build test lint bench stack-up stack-down stack-env stack-status
+
+## demo: start the local stack, publish sample users, import them into FerretDB, check the count
+demo:
+	scripts/demo
+
+## build: bin/statesync
+build:
+	go build -o bin/statesync ./cmd/statesync
+
+## lint: gofmt and go vet
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
 
 ## test: start the local stack (Kafka + FerretDB), vet, run every test, stop what it started
 test:

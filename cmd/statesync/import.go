@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "import summary: consumed %d, written %d, deleted %d, skipped %d (stale %d, collapsed %d), dead-lettered %d, elapsed %s, %.0f records/s\n",
 		sum.Consumed, sum.Written, sum.Deleted, sum.Stale+sum.Collapsed, sum.Stale, sum.Collapsed, sum.DeadLettered,
 		sum.Elapsed.Round(time.Millisecond), float64(sum.Consumed)/max(sum.Elapsed.Seconds(), 1e-9))
+	for _, coll := range sortedKeys(sum.Documents) {
+		fmt.Fprintf(e.stdout, "  %s.%s: %d documents\n", e.cfg.MongoDatabase, coll, sum.Documents[coll])
+	}
 	if err != nil {
 		return err
 	}
@@ -45,6 +49,8 @@ type summary struct {
 	consumed, written, deleted, stale, collapsed, deadLettered atomic.Int64
 	start                                                      time.Time
 	elapsed                                                    time.Duration
+	mu                                                         sync.Mutex
+	topics                                                     map[string]bool
 }
 
 func (s *summary) add(o sink.Outcome, b *batch.Batch) {
@@ -54,15 +60,40 @@ func (s *summary) add(o sink.Outcome, b *batch.Batch) {
 	s.stale.Add(int64(o.Skipped))
 	s.collapsed.Add(int64(b.Collapsed))
 	s.deadLettered.Add(int64(o.DeadLettered))
+	s.topic(b.Topic)
 }
 
 type summaryView struct {
 	Consumed, Written, Deleted, Stale, Collapsed, DeadLettered int64
 	Elapsed                                                    time.Duration
+	Documents                                                  map[string]int64 // collection → documents after an import
 }
 
 func (s *summary) snapshot() summaryView {
-	return summaryView{s.consumed.Load(), s.written.Load(), s.deleted.Load(), s.stale.Load(), s.collapsed.Load(), s.deadLettered.Load(), s.elapsed}
+	return summaryView{Consumed: s.consumed.Load(), Written: s.written.Load(), Deleted: s.deleted.Load(), Stale: s.stale.Load(),
+		Collapsed: s.collapsed.Load(), DeadLettered: s.deadLettered.Load(), Elapsed: s.elapsed}
+}
+
+// topics remembers which topics a batch came from, for the import's
+// per-collection document counts.
+func (s *summary) topic(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.topics == nil {
+		s.topics = map[string]bool{}
+	}
+	s.topics[name] = true
+}
+
+func (s *summary) topicNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // startProgress reports import progress: a status line on a terminal,
@@ -106,4 +137,13 @@ func startProgress(e *env, st *offsets.Status, sum *summary, log *zap.Logger) (s
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -162,7 +163,22 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		return sum.snapshot(), err
 	}
 	log.Info("stopped cleanly", zap.Int64("written", sum.written.Load()), zap.Int64("dead_lettered", sum.deadLettered.Load()))
-	return sum.snapshot(), nil
+	view := sum.snapshot()
+	if importMode {
+		view.Documents = map[string]int64{}
+		for _, topic := range sum.topicNames() {
+			coll := cfg.Collection(topic)
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := db.Client().Database(cfg.MongoDatabase).Collection(coll).CountDocuments(cctx, bson.D{})
+			cancel()
+			if err != nil {
+				log.Warn("count documents", zap.String("collection", coll), zap.Error(err))
+				continue
+			}
+			view.Documents[coll] = n
+		}
+	}
+	return view, nil
 }
 
 type writerFunc func(ctx context.Context, b *batch.Batch) error
