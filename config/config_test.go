@@ -212,3 +212,22 @@ func TestKafkaPropertiesPassThrough(t *testing.T) {
 		t.Errorf("password property not masked:\n%s", m)
 	}
 }
+
+// The README's configuration table is the users' reference: every variable
+// must be in it.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(minimal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range c.Masked() {
+		name, _, _ := strings.Cut(line, "=")
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+}
