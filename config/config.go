@@ -53,7 +53,7 @@ type Config struct {
 
 	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 	LogFormat     string        `env:"LOG_FORMAT" envDefault:"auto" desc:"json, console, or auto (console on a terminal)"`
-	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":8080" desc:"listen address of /metrics, /healthz, /readyz (empty: off)"`
+	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":8080" desc:"listen address of /metrics, /healthz, /readyz (off: none)"`
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s" desc:"time to drain, commit and close on SIGTERM"`
 	StuckAfter    time.Duration `env:"STUCK_AFTER" envDefault:"5m" desc:"not ready when no progress for this long while lag > 0"`
 }
@@ -85,6 +85,9 @@ func Parse(environment map[string]string) (Config, error) {
 		} else {
 			problems = append(problems, err.Error())
 		}
+	}
+	if c.HTTPAddr == "off" {
+		c.HTTPAddr = ""
 	}
 	problems = append(problems, c.resolveFiles(environment)...)
 	problems = append(problems, c.validate()...)

@@ -39,8 +39,10 @@ type Options struct {
 	// read to the end offset it had when the partition was assigned and
 	// everything read is committed (the one-shot import).
 	StopAtEnd bool
-	Log       *zap.Logger
-	Metrics   *metrics.Metrics
+	// AssignTimeout bounds the wait for a first assignment with StopAtEnd.
+	AssignTimeout time.Duration
+	Log           *zap.Logger
+	Metrics       *metrics.Metrics
 }
 
 // Consumer is the poll loop. All its state is owned by the goroutine that
@@ -101,6 +103,9 @@ func New(o Options, w Writer) (*Consumer, error) {
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 30 * time.Second
 	}
+	if o.AssignTimeout <= 0 {
+		o.AssignTimeout = 60 * time.Second
+	}
 	cm := kafka.ConfigMap{}
 	for k, v := range o.Kafka {
 		cm[k] = v
@@ -152,6 +157,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.status.Subscribed.Store(true)
 	c.log.Info("subscribed", zap.Strings("topics", c.o.Subscription), zap.String("group", c.o.GroupID))
 	lagTick := time.Now()
+	subscribed := time.Now()
 	var runErr error
 loop:
 	for {
@@ -191,6 +197,11 @@ loop:
 		}
 		if c.o.StopAtEnd && c.imported() {
 			c.log.Info("import complete: every partition read to its end offset and committed")
+			break
+		}
+		if c.o.StopAtEnd && len(c.parts) == 0 && time.Since(subscribed) > c.o.AssignTimeout {
+			runErr = fmt.Errorf("no partition assigned within %s: no topic matches %v, or other members of group %q hold them all",
+				c.o.AssignTimeout, c.o.Subscription, c.o.GroupID)
 			break
 		}
 	}
@@ -418,7 +429,12 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.parts[tp] = p
 		}
 		c.status.Assigned.Store(int64(len(c.parts)))
-		return kc.IncrementalAssign(e.Partitions)
+		if err := kc.IncrementalAssign(e.Partitions); err != nil {
+			return err
+		}
+		// A partition that was paused when it was last revoked must not
+		// stay paused now that it is ours again.
+		return kc.Resume(e.Partitions)
 	case kafka.RevokedPartitions:
 		lost := kc.AssignmentLost()
 		c.log.Info("partitions revoked", zap.Stringer("partitions", tpList(e.Partitions)), zap.Bool("lost", lost))

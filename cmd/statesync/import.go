@@ -26,6 +26,9 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	sum, err := syncTopics(ctx, e, true)
+	if err != nil && sum.Consumed == 0 {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "import summary: consumed %d, written %d, deleted %d, skipped %d (stale %d, collapsed %d), dead-lettered %d, elapsed %s, %.0f records/s\n",
 		sum.Consumed, sum.Written, sum.Deleted, sum.Stale+sum.Collapsed, sum.Stale, sum.Collapsed, sum.DeadLettered,
 		sum.Elapsed.Round(time.Millisecond), float64(sum.Consumed)/max(sum.Elapsed.Seconds(), 1e-9))

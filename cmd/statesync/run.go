@@ -264,7 +264,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, h *health, log *zap.Logger
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (set STATESYNC_HTTP_ADDR to a free address, or empty to disable)", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w (set STATESYNC_HTTP_ADDR to a free address, or off)", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
