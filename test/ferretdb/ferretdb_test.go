@@ -107,65 +107,82 @@ func TestDocumentsRoundTripThroughReplaceUpsertAndDelete(t *testing.T) {
 // TestReplaceUpsertCostStaysFlatAsTheCollectionGrows guards the PostgreSQL settings scripts/stack
 // applies (plan_cache_mode=force_custom_plan and a GIN index on (_jsonb->'_id') per collection
 // table). Without them FerretDB turns every ReplaceOne-by-_id into a full table scan, and the cost
-// per upsert grows with the collection (16x the documents, several times the cost). The bound is a generous
-// ratio measured inside the test, so a slow or busy machine does not fail it.
+// per upsert grows with the collection (16x the documents: ~7x the cost, measured). The bound is a
+// generous ratio between a small and a large collection measured in alternating rounds within the
+// same seconds, so a slow or busy machine slows both sides alike and does not fail it.
 func TestReplaceUpsertCostStaysFlatAsTheCollectionGrows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures upserts into 8,000 documents; skipped with -short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	coll := freshCollection(t, connect(t))
+	client := connect(t)
+	smallColl := freshCollection(t, client)
+	largeColl := smallColl.Database().Collection("entity_large")
 
 	const (
 		smallSize = 500
 		largeSize = 8000
-		probes    = 250
+		rounds    = 8
+		perRound  = 40
 		maxRatio  = 3.0
 	)
-	var ids []bson.ObjectID
-	grow := func(to int) {
+	fill := func(coll *mongo.Collection, n int) []bson.ObjectID {
 		t.Helper()
+		ids := make([]bson.ObjectID, 0, n)
 		docs := make([]any, 0, 500)
-		for len(ids) < to {
+		for len(ids) < n {
 			id := bson.NewObjectID()
 			ids = append(ids, id)
 			docs = append(docs, entity(id, 1))
-			if len(docs) == cap(docs) || len(ids) == to {
+			if len(docs) == cap(docs) || len(ids) == n {
 				if _, err := coll.InsertMany(ctx, docs); err != nil {
-					t.Fatalf("fill collection to %d documents: %v", to, err)
+					t.Fatalf("fill %s to %d documents: %v", coll.Name(), n, err)
 				}
 				docs = docs[:0]
 			}
 		}
+		return ids
 	}
-	// measure replaces documents spread over the whole collection, by _id, as statesync does.
-	measure := func() time.Duration {
+	smallIDs := fill(smallColl, smallSize)
+	largeIDs := fill(largeColl, largeSize)
+
+	// round replaces perRound documents spread over the collection, by _id as statesync does,
+	// and returns the cost of one.
+	upsert := options.Replace().SetUpsert(true)
+	round := func(coll *mongo.Collection, ids []bson.ObjectID, r int) time.Duration {
 		t.Helper()
-		upsert := options.Replace().SetUpsert(true)
-		step := len(ids) / probes
+		step := len(ids) / perRound
 		start := time.Now()
-		for i := range probes {
-			id := ids[i*step]
-			if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, entity(id, 2), upsert); err != nil {
+		for i := range perRound {
+			id := ids[i*step+r%step]
+			if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, entity(id, 2+r), upsert); err != nil {
 				t.Fatalf("upsert %s into %d documents: %v", id.Hex(), len(ids), err)
 			}
 		}
-		return time.Since(start) / probes
+		return time.Since(start) / perRound
 	}
+	round(smallColl, smallIDs, 0) // warm up connections and plans
+	round(largeColl, largeIDs, 0)
 
-	grow(smallSize)
-	measure() // warm up connections and plans
-	small := measure()
-	grow(largeSize)
-	large := measure()
+	// The fastest round of each is the one least disturbed by whatever else the machine runs.
+	small, large := time.Duration(1<<62), time.Duration(1<<62)
+	for r := 1; r <= rounds; r++ {
+		if r%2 == 0 {
+			small = min(small, round(smallColl, smallIDs, r))
+			large = min(large, round(largeColl, largeIDs, r))
+		} else {
+			large = min(large, round(largeColl, largeIDs, r))
+			small = min(small, round(smallColl, smallIDs, r))
+		}
+	}
 
 	ratio := float64(large) / float64(small)
 	t.Logf("ReplaceOne upsert by _id: %v each at %d documents (%.0f/s), %v each at %d documents (%.0f/s), ratio %.2f",
 		small, smallSize, float64(time.Second)/float64(small), large, largeSize, float64(time.Second)/float64(large), ratio)
 	if ratio > maxRatio {
-		t.Fatalf("upsert cost grew %.1fx from %d to %d documents (bound %.1fx): the _id lookups are scanning; "+
+		t.Fatalf("upsert cost is %.1fx higher at %d documents than at %d (bound %.1fx): the _id lookups are scanning; "+
 			"check that PostgreSQL has plan_cache_mode=force_custom_plan on database ferretdb and the "+
-			"statesync_ferretdb_id_index event trigger (scripts/stack pg_setup)", ratio, smallSize, largeSize, maxRatio)
+			"statesync_ferretdb_id_index event trigger (scripts/stack pg_setup)", ratio, largeSize, smallSize, maxRatio)
 	}
 }
