@@ -103,8 +103,14 @@ func generated(seed int64, n, keys int) entitySource {
 	}
 	return func(yield func(entity) bool) error {
 		for i := 0; i < n; i++ {
-			// Later rounds over the same keys carry new versions of them.
-			_, payload := dataset.Entity(seed+int64(i/keys), i%keys)
+			// Later rounds over the same keys carry new versions of them:
+			// the payload of another seed, under the key's first-round _id
+			// (dataset ids depend on the seed, and the _id comes first).
+			other, payload := dataset.Entity(seed+int64(i/keys), i%keys)
+			if i >= keys {
+				id, _ := dataset.Entity(seed, i%keys)
+				payload = bytes.Replace(payload, []byte(other.Hex()), []byte(id.Hex()), 1)
+			}
 			if !yield(entity{line: i + 1, json: payload}) {
 				return nil
 			}
