@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -92,7 +93,14 @@ func (d *dataFlags) distinct() int {
 // message is record i of the dataset as publish sends it (headers included).
 func (d *dataFlags) message(i int, partition int32, offset int64, now time.Time) record.Message {
 	k := d.distinct()
+	// as publish's generated(): later rounds carry the payload of another
+	// seed under the key's first-round _id
 	id, payload := dataset.Entity(d.seed+int64(i/k), i%k)
+	if i >= k {
+		first, _ := dataset.Entity(d.seed, i%k)
+		payload = bytes.Replace(payload, []byte(id.Hex()), []byte(first.Hex()), 1)
+		id = first
+	}
 	value := make([]byte, 0, len(payload)+12)
 	value = append(value, `{"payload":`...)
 	value = append(value, payload...)
