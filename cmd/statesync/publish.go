@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,7 +74,7 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer p.Close(30 * time.Second)
-	res, err := publish(ctx, p, topic, src, progressTo(e.stderr))
+	res, err := publish(ctx, p, topic, src, progressTo(e.stderr, int64(*generate)))
 	fmt.Fprintf(e.stdout, "published %d records to %s in %s (%.0f records/s); rejected %d\n",
 		res.published, topic, res.elapsed.Round(time.Millisecond), float64(res.published)/max(res.elapsed.Seconds(), 1e-9), len(res.rejected))
 	for _, r := range res.rejected {
@@ -330,12 +331,24 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 	return res, nil
 }
 
-func progressTo(w io.Writer) func(done int64, rate float64, final bool) {
+// progressTo draws a progress line on a terminal: records, rate and, when
+// the total is known (total > 0), a bar and the ETA.
+func progressTo(w io.Writer, total int64) func(done int64, rate float64, final bool) {
 	if !isTerminal(w) {
 		return func(int64, float64, bool) {}
 	}
 	return func(done int64, rate float64, final bool) {
-		fmt.Fprintf(w, "\rpublished %s records, %.0f records/s   ", strconv.FormatInt(done, 10), rate)
+		line := fmt.Sprintf("published %s records, %.0f records/s", strconv.FormatInt(done, 10), rate)
+		if total > 0 {
+			const width = 30
+			filled := int(min(done, total) * width / total)
+			eta := "?"
+			if rate > 0 {
+				eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
+			}
+			line = fmt.Sprintf("[%s%s] %d/%d, %.0f records/s, ETA %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total, rate, eta)
+		}
+		fmt.Fprintf(w, "\r%s   ", line)
 		if final {
 			fmt.Fprintln(w)
 		}
