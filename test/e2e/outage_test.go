@@ -28,8 +28,8 @@ func TestMongoOutageRetriesWithoutDeadLetters(t *testing.T) {
 	p.waitMetric(time.Minute, "statesync_records_written_total", float64(scaled(2000)))
 
 	const outage = 30 * time.Second
+	down := time.Now() // the stop itself takes a few seconds (SIGTERM, wait for the exit)
 	stk.stop("mongo")
-	down := time.Now()
 	var notReadyAfter time.Duration
 	testenv.Eventually(t, 20*time.Second, "/readyz 503 while MongoDB is down", func() bool {
 		c, _ := p.get("/readyz")
@@ -56,8 +56,8 @@ func TestMongoOutageRetriesWithoutDeadLetters(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	retries, _ := p.metric("statesync_write_retries_total")
-	stk.start("mongo")
 	up := time.Now()
+	stk.start("mongo")
 	testenv.Eventually(t, time.Minute, "/readyz 200 after MongoDB is back", func() bool { c, _ := p.get("/readyz"); return c == http.StatusOK })
 	readyAfter := time.Since(up)
 	if v, _ := p.metric("statesync_mongo_up"); v != 1 {
@@ -77,7 +77,7 @@ func TestMongoOutageRetriesWithoutDeadLetters(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 	report(t, "records %d, keys %d (%d live), partitions 4, fault FerretDB stopped %s mid-stream (records produced during it); "+
-		"/readyz 503 after %s, %d/%d polls 503 during the outage, 200 again %s after restart; %.0f write retries; dead letters %d; "+
+		"/readyz 503 %s after `stack stop` began, %d/%d polls 503 during the outage, 200 again %s after `stack start` began; %.0f write retries; dead letters %d; "+
 		"lost %d, extra %d, diverged %d; duration %s",
 		sumOffsets(ends), len(st.keys), d.live, outage, notReadyAfter.Round(time.Millisecond), polls-ready200, polls,
 		readyAfter.Round(time.Millisecond), retries, sumOffsets(dlt), d.lost, d.extra, d.diverged, time.Since(start).Round(time.Second))
@@ -98,8 +98,8 @@ func TestKafkaOutageRecoversOnItsOwn(t *testing.T) {
 	before, _ := p.metric("statesync_records_written_total")
 
 	const outage = 20 * time.Second
-	stk.stop("kafka")
 	down := time.Now()
+	stk.stop("kafka")
 	for time.Since(down) < outage {
 		if !p.running() {
 			t.Fatalf("statesync exited during the Kafka outage: %v", p.exit)
