@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/codr/statesync/test/testenv"
@@ -120,7 +118,7 @@ func (s *stream) live() int {
 // returns the first error. The producer is idempotent with acks=all, so per-key order holds.
 func produceAsync(brokers, topic string, msgs []testenv.Msg, chunk int, pause time.Duration) (wait func() error) {
 	errc := make(chan error, 1)
-	go func() { errc <- produce(brokers, topic, msgs, chunk, pause) }()
+	go func() { errc <- testenv.ProducePaced(brokers, topic, msgs, chunk, pause) }()
 	var once sync.Once
 	var err error
 	return func() error {
@@ -133,56 +131,6 @@ func produceAsync(brokers, topic string, msgs []testenv.Msg, chunk int, pause ti
 		})
 		return err
 	}
-}
-
-func produce(brokers, topic string, msgs []testenv.Msg, chunk int, pause time.Duration) error {
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": brokers, "enable.idempotence": true, "acks": "all",
-		"linger.ms": 5, "message.max.bytes": 32 << 20})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	delivery := make(chan kafka.Event, len(msgs))
-	for i, m := range msgs {
-		if i > 0 && i%chunk == 0 && pause > 0 {
-			time.Sleep(pause)
-		}
-		km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: m.Key, Value: m.Value}
-		if m.Explicit {
-			km.TopicPartition.Partition = m.Partition
-		}
-		keys := make([]string, 0, len(m.Headers))
-		for k := range m.Headers {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(m.Headers[k])})
-		}
-		for {
-			err := p.Produce(km, delivery)
-			var ke kafka.Error
-			if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
-				p.Flush(100)
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("produce: %w", err)
-			}
-			break
-		}
-	}
-	for range msgs {
-		select {
-		case ev := <-delivery:
-			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
-				return fmt.Errorf("delivery: %v", ev)
-			}
-		case <-time.After(2 * time.Minute):
-			return errors.New("no delivery report within 2 minutes")
-		}
-	}
-	return nil
 }
 
 // ---------------------------------------------------------------------------------------------

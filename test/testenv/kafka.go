@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -60,14 +61,26 @@ type Msg struct {
 // Produce sends messages in order (idempotent, acks=all) and waits for all.
 func Produce(t testing.TB, brokers, topic string, msgs []Msg) {
 	t.Helper()
+	if err := ProducePaced(brokers, topic, msgs, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ProducePaced is Produce for a background goroutine: it returns its error,
+// and with chunk > 0 sleeps pause after every chunk messages (a producer
+// that keeps publishing while the consumer under test runs).
+func ProducePaced(brokers, topic string, msgs []Msg, chunk int, pause time.Duration) error {
 	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": brokers, "enable.idempotence": true, "acks": "all",
 		"linger.ms": 5, "message.max.bytes": 32 << 20})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer p.Close()
 	delivery := make(chan kafka.Event, len(msgs))
-	for _, m := range msgs {
+	for i, m := range msgs {
+		if chunk > 0 && i > 0 && i%chunk == 0 && pause > 0 {
+			time.Sleep(pause)
+		}
 		km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: m.Key, Value: m.Value}
 		if m.Explicit {
 			km.TopicPartition.Partition = m.Partition
@@ -82,12 +95,13 @@ func Produce(t testing.TB, brokers, topic string, msgs []Msg) {
 		}
 		for {
 			err := p.Produce(km, delivery)
-			if ke, ok := err.(kafka.Error); ok && ke.Code() == kafka.ErrQueueFull {
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
 				p.Flush(100)
 				continue
 			}
 			if err != nil {
-				t.Fatalf("produce: %v", err)
+				return fmt.Errorf("produce: %w", err)
 			}
 			break
 		}
@@ -96,12 +110,13 @@ func Produce(t testing.TB, brokers, topic string, msgs []Msg) {
 		select {
 		case ev := <-delivery:
 			if m, ok := ev.(*kafka.Message); !ok || m.TopicPartition.Error != nil {
-				t.Fatalf("delivery: %v", ev)
+				return fmt.Errorf("delivery: %v", ev)
 			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("no delivery report within 60s")
+		case <-time.After(2 * time.Minute):
+			return errors.New("no delivery report within 2 minutes")
 		}
 	}
+	return nil
 }
 
 // EndOffsets returns the high watermark of every partition of topic.
