@@ -182,6 +182,7 @@ func cmdCeiling(ctx context.Context, args []string) error {
 	concs := fs.String("conc", "1,2,4,8", "concurrencies to try, comma-separated")
 	sweepN := fs.Int("sweep-n", 0, "records per sweep trial (0: no sweep when one combination, else min(n, 10000))")
 	partitions := fs.Int("partitions", 4, "partitions the sync metadata pretends the records came from")
+	maxInflight := fs.Int("max-inflight", 0, "skip combinations with bulk x conc above this (FerretDB 1.x: its PG pool, 150)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -270,6 +271,9 @@ func cmdCeiling(ctx context.Context, args []string) error {
 		}
 		for _, b := range bs {
 			for _, cc := range cs {
+				if *maxInflight > 0 && b*cc > *maxInflight {
+					continue
+				}
 				rate, err := run(min(sn, d.n), b, cc)
 				if err != nil {
 					return fmt.Errorf("sweep bulk %d conc %d: %w", b, cc, err)
