@@ -37,7 +37,7 @@ type Config struct {
 	Collections       map[string]string `env:"COLLECTIONS" envSeparator:"," envKeyValSeparator:"=" desc:"entity=collection,... overrides of the entity-name default"`
 	MongoWriteConcern string            `env:"MONGO_WRITE_CONCERN" envDefault:"majority" desc:"write concern: majority or a number of nodes"`
 	MongoTimeout      time.Duration     `env:"MONGO_TIMEOUT" envDefault:"30s" desc:"timeout of one bulk write"`
-	MongoMaxBulkOps   int               `env:"MONGO_MAX_BULK_OPS" envDefault:"0" desc:"split bulk writes into commands of at most this many operations (0: driver default; 40 for FerretDB 1.x)"`
+	MongoMaxBulkOps   int               `env:"MONGO_MAX_BULK_OPS" envDefault:"0" desc:"split bulk writes into commands of at most this many operations (0: driver default; FerretDB 1.x: keep this × WRITE_CONCURRENCY well under its connection pool, e.g. 20)"`
 
 	BatchMaxDocs     int           `env:"BATCH_MAX_DOCS" envDefault:"1000" desc:"flush a partition's batch at this many distinct documents"`
 	BatchMaxBytes    int           `env:"BATCH_MAX_BYTES" envDefault:"8388608" desc:"flush a partition's batch at this many message bytes"`

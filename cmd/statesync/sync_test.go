@@ -68,7 +68,7 @@ func (p *pipeline) config(t *testing.T) config.Config {
 		"STATESYNC_LOG_LEVEL":      "warn",
 		"STATESYNC_BATCH_MAX_WAIT": "50ms",
 		// FerretDB 1.x: see sink.Options.MaxBulkOps. Harmless on MongoDB.
-		"STATESYNC_MONGO_MAX_BULK_OPS": "40",
+		"STATESYNC_MONGO_MAX_BULK_OPS": "20",
 	}
 	for k, v := range p.extraEnvironment {
 		environment[k] = v

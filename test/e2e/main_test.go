@@ -160,7 +160,7 @@ func newScenario(t *testing.T, partitions int, topicConfig map[string]string) *s
 		"STATESYNC_BATCH_MAX_WAIT": "100ms",
 		"STATESYNC_SHUTDOWN_GRACE": "10s",
 		// FerretDB 1.x deadlocks on bulks larger than its connection pool: see sink.Options.MaxBulkOps.
-		"STATESYNC_MONGO_MAX_BULK_OPS": "40",
+		"STATESYNC_MONGO_MAX_BULK_OPS": "20",
 	}
 	t.Logf("scenario: topic %s (%d partitions), dlt %s, group %s, database %s", s.topic, partitions, s.dlt, s.group, s.db)
 	return s
