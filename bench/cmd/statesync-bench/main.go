@@ -513,11 +513,14 @@ func cmdAwaitConnect(ctx context.Context, args []string) error {
 				return fmt.Errorf("the Connect worker (pid %d) exited", *pidFile)
 			}
 		}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		n, err := c.EstimatedDocumentCount(qctx)
 		cancel()
 		if err != nil {
-			return err
+			// a database busy with the connector's bulks may answer late: poll again
+			fmt.Fprintf(os.Stderr, "await-connect: count: %v\n", err)
+			time.Sleep(time.Second)
+			continue
 		}
 		now := time.Now()
 		if n > 0 && first.IsZero() {
