@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,6 +45,9 @@ type Applier struct {
 	w   BatchWriter
 	dlt DeadLetterer
 	o   ApplyOptions
+	// lastSuccess is when any write last succeeded (unix nanos): a record
+	// is only unwritable if other writes succeed while it keeps failing.
+	lastSuccess atomic.Int64
 }
 
 // NewApplier builds an Applier.
@@ -89,18 +93,37 @@ func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 	if a.o.Metrics != nil && b.Collapsed > 0 {
 		a.o.Metrics.Skipped.WithLabelValues(b.Topic, "collapsed").Add(float64(b.Collapsed))
 	}
-	if err := a.write(ctx, b.Topic, b.Records, &out, true); err != nil {
-		return out, err
+	var since int64
+	unresolved, err := a.write(ctx, b.Topic, b.Records, &out, true, &since)
+	// Records that kept failing alone while no other write succeeded are
+	// not proven unwritable (the server may be wedged): try them again until
+	// they pass, or other writes pass and they still fail.
+	for attempt := 0; err == nil && len(unresolved) > 0; attempt++ {
+		if err := sleep(ctx, a.backoff(attempt)); err != nil {
+			return out, fmt.Errorf("write %s abandoned: %w", b.Topic, err)
+		}
+		var still []record.Record
+		for i := range unresolved {
+			var u []record.Record
+			u, err = a.write(ctx, b.Topic, unresolved[i:i+1], &out, false, &since)
+			if err != nil {
+				break
+			}
+			still = append(still, u...)
+		}
+		unresolved = still
 	}
-	return out, nil
+	return out, err
 }
 
 // write applies recs, retrying recoverable errors with capped backoff. When
 // a batch keeps failing while MongoDB answers pings, the batch is split to
 // isolate the record that breaks it, which is dead-lettered as unwritable.
-func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, whole bool) error {
+// It returns the records it isolated but could not judge: no other write
+// succeeded since the batch began failing (since, unix nanos).
+func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, whole bool, since *int64) ([]record.Record, error) {
 	if len(recs) == 0 {
-		return nil
+		return nil, nil
 	}
 	coll := a.o.Collection(topic)
 	healthyFailures := 0
@@ -112,6 +135,7 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 		start := time.Now()
 		res, err := a.w.Write(ctx, coll, recs)
 		if err == nil {
+			a.lastSuccess.Store(time.Now().UnixNano())
 			a.o.Health(true)
 			a.observe(topic, len(recs), time.Since(start), res)
 			out.Written += res.Upserted
@@ -119,14 +143,17 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 			out.Skipped += res.Skipped
 			for _, rj := range res.Rejected {
 				if err := a.deadLetter(ctx, recs[rj.Index].Msg, rj.Err); err != nil {
-					return err
+					return nil, err
 				}
 				out.DeadLettered++
 			}
-			return nil
+			return nil, nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), ctx.Err())
+			return nil, fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), ctx.Err())
+		}
+		if *since == 0 {
+			*since = time.Now().UnixNano()
 		}
 		if a.o.Metrics != nil {
 			a.o.Metrics.Retries.WithLabelValues(topic).Inc()
@@ -138,24 +165,33 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 		}
 		a.o.Log.Warn("bulk write failed, will retry", zap.String("topic", topic), zap.Int("documents", len(recs)),
 			zap.Int("attempt", attempt+1), zap.Bool("mongo_up", up), zap.Error(err))
+		// A ping alone does not prove health: a wedged server answers pings
+		// and fails every write. Dead-letter only when other writes succeed
+		// meanwhile (the split's other half does when one record is bad).
+		othersSucceed := a.lastSuccess.Load() > *since
 		if healthyFailures >= splitAfter {
+			if len(recs) == 1 && !othersSucceed {
+				return recs, nil
+			}
 			if len(recs) == 1 {
 				cause := &record.PoisonError{Class: record.ClassUnwritable,
 					Err: fmt.Errorf("write failed %d times while MongoDB was healthy: %w", healthyFailures, err)}
 				if err := a.deadLetter(ctx, recs[0].Msg, cause); err != nil {
-					return err
+					return nil, err
 				}
 				out.DeadLettered++
-				return nil
+				return nil, nil
 			}
 			mid := len(recs) / 2
-			if err := a.write(ctx, topic, recs[:mid], out, false); err != nil {
-				return err
+			left, err := a.write(ctx, topic, recs[:mid], out, false, since)
+			if err != nil {
+				return nil, err
 			}
-			return a.write(ctx, topic, recs[mid:], out, false)
+			right, err := a.write(ctx, topic, recs[mid:], out, false, since)
+			return append(left, right...), err
 		}
 		if err := sleep(ctx, a.backoff(attempt)); err != nil {
-			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), err)
+			return nil, fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), err)
 		}
 	}
 }

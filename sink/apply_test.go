@@ -166,3 +166,37 @@ func TestApplyIsAbandonedWhenItsContextEnds(t *testing.T) {
 		t.Errorf("dead letters while MongoDB was down: %v", d.letters)
 	}
 }
+
+// wedgedWriter answers pings but fails every write until healed, as
+// FerretDB does when its connection pool is exhausted.
+type wedgedWriter struct {
+	*fakeWriter
+	healAfter int
+}
+
+func (w *wedgedWriter) Write(ctx context.Context, coll string, recs []record.Record) (Result, error) {
+	w.mu.Lock()
+	w.healAfter--
+	wedged := w.healAfter > 0
+	w.mu.Unlock()
+	if wedged {
+		return Result{}, &RecoverableError{Err: errors.New("incomplete read of message header")}
+	}
+	return w.fakeWriter.Write(ctx, coll, recs)
+}
+
+func TestAWedgedServerThatAnswersPingsDeadLettersNothing(t *testing.T) {
+	fw, d := newFakes()
+	w := &wedgedWriter{fakeWriter: fw, healAfter: 60}
+	b := testBatch(8)
+	out, err := NewApplier(w, d, fastOptions()).Apply(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.letters) != 0 {
+		t.Errorf("dead-lettered %v while every write failed", d.letters)
+	}
+	if out.Written != 8 {
+		t.Errorf("written %d after the server healed, want 8", out.Written)
+	}
+}
