@@ -122,9 +122,14 @@ func New(o Options, w Writer) (*Consumer, error) {
 	}
 	setDefault(cm, "session.timeout.ms", "10000")
 	setDefault(cm, "heartbeat.interval.ms", "1000")
-	setDefault(cm, "fetch.max.bytes", "52428800")
-	setDefault(cm, "max.partition.fetch.bytes", "20971520")
-	setDefault(cm, "queued.max.messages.kbytes", "65536")
+	// Fetch responses stay allocated while any message in them is queued:
+	// modest sizes keep RSS flat. A record larger than these still comes
+	// through (the broker returns at least one record batch).
+	setDefault(cm, "fetch.max.bytes", "16777216")
+	setDefault(cm, "max.partition.fetch.bytes", "2097152")
+	// librdkafka prefetches up to this much per partition: 64 MiB by
+	// default, which alone takes RSS past 250 MiB with a few partitions.
+	setDefault(cm, "queued.max.messages.kbytes", "16384")
 	setDefault(cm, "client.id", "statesync")
 	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
@@ -271,9 +276,9 @@ func FromKafka(m *kafka.Message) record.Message {
 }
 
 // enqueue hands a closed batch to its partition's queue. A partition writes
-// one batch at a time (so two batches never race on one key); while one is
-// queued behind the one being written, the partition is paused so no more
-// build up (backpressure), and resumed when the write completes.
+// one batch at a time (so two batches never race on one key); once
+// maxQueuedBatches wait behind the one being written, the partition is
+// paused so no more build up (backpressure), and resumed when writes complete.
 func (c *Consumer) enqueue(b *batch.Batch) {
 	p := c.parts[b.TopicPartition]
 	if p == nil {
@@ -284,8 +289,16 @@ func (c *Consumer) enqueue(b *batch.Batch) {
 		c.waiting = append(c.waiting, p.tp)
 		return
 	}
-	c.pause(p)
+	// Pausing drops what librdkafka prefetched for the partition, which it
+	// then fetches again: allow some queue before paying for that.
+	if len(p.queue) >= maxQueuedBatches {
+		c.pause(p)
+	}
 }
+
+// maxQueuedBatches is how many closed batches may wait behind the one being
+// written before the partition is paused.
+const maxQueuedBatches = 2
 
 // dispatch starts writes for waiting partitions while slots are free.
 func (c *Consumer) dispatch() {
@@ -353,7 +366,7 @@ func (c *Consumer) complete(cp completion) {
 	if len(p.queue) > 0 {
 		c.waiting = append(c.waiting, p.tp)
 	}
-	if p.paused && len(p.queue) <= 1 {
+	if p.paused && len(p.queue) < maxQueuedBatches {
 		c.resume(p)
 	}
 }
