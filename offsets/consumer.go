@@ -126,7 +126,10 @@ func New(o Options, w Writer) (*Consumer, error) {
 	// modest sizes keep RSS flat. A record larger than these still comes
 	// through (the broker returns at least one record batch).
 	setDefault(cm, "fetch.max.bytes", "16777216")
-	setDefault(cm, "max.partition.fetch.bytes", "2097152")
+	setDefault(cm, "max.partition.fetch.bytes", "4194304")
+	// With a full prefetch queue librdkafka postpones the partition's next
+	// fetch by this much (1 s by default), which starves a fast consumer.
+	setDefault(cm, "fetch.queue.backoff.ms", "20")
 	// librdkafka prefetches up to this much per partition: 64 MiB by
 	// default, which alone takes RSS past 250 MiB with a few partitions.
 	setDefault(cm, "queued.max.messages.kbytes", "16384")
