@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/batch"
@@ -69,9 +70,10 @@ type partition struct {
 	writing  *batch.Batch   // being written
 	queue    []*batch.Batch // closed, waiting for the one being written
 	paused   bool
-	next     int64 // offset after the last message delivered
-	stored   int64 // offset stored for commit (next to read), -1 none
-	low, end int64 // watermarks at assignment, for StopAtEnd; end -1 unknown
+	next     int64              // offset after the last message delivered
+	stored   int64              // offset stored for commit (next to read), -1 none
+	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
+	consumed prometheus.Counter // looked up once: the per-message path stays cheap
 	revoking bool
 }
 
@@ -239,8 +241,8 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	}
 	p.next = off + 1
 	c.status.Consumed.Add(1)
-	if c.o.Metrics != nil {
-		c.o.Metrics.Consumed.WithLabelValues(tp.Topic).Inc()
+	if p.consumed != nil {
+		p.consumed.Inc()
 	}
 	msg := FromKafka(m)
 	rec, err := record.Decode(msg, c.o.Decode)
@@ -435,6 +437,9 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
 			ctx, cancel := context.WithCancel(context.Background())
 			p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, end: -1, next: -1}
+			if c.o.Metrics != nil {
+				p.consumed = c.o.Metrics.Consumed.WithLabelValues(tp.Topic)
+			}
 			if c.o.StopAtEnd {
 				if low, high, err := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, 10000); err == nil {
 					p.low, p.end = low, high
