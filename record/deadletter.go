@@ -203,16 +203,11 @@ func envelopeParts(value []byte) (rec []byte, env envHeaders, ok bool) {
 		if !ok {
 			return nil, envHeaders{}, false
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-			continue
-		case '}':
-			d.pos++
-		default:
+		if more, ok := d.separator('}'); !ok {
 			return nil, envHeaders{}, false
+		} else if !more {
+			break
 		}
-		break
 	}
 	return rec, env, rec != nil
 }

@@ -245,13 +245,8 @@ func idMatches(t bson.Type, v []byte, id bson.ObjectID) bool {
 	case bson.TypeObjectID:
 		return len(v) == 12 && bytes.Equal(v, id[:])
 	case bson.TypeString:
-		s, ok := bsonStringBytes(v)
-		if !ok || len(s) != 24 {
-			return false
-		}
-		var got bson.ObjectID
-		_, err := hex.Decode(got[:], s)
-		return err == nil && got == id
+		got, ok := hexObjectID(v)
+		return ok && got == id
 	}
 	return false
 }
@@ -263,15 +258,21 @@ func isObjectIDLike(t bson.Type, v []byte) bool {
 	case bson.TypeObjectID:
 		return true
 	case bson.TypeString:
-		s, ok := bsonStringBytes(v)
-		if !ok || len(s) != 24 {
-			return false
-		}
-		var got bson.ObjectID
-		_, err := hex.Decode(got[:], s)
-		return err == nil
+		_, ok := hexObjectID(v)
+		return ok
 	}
 	return false
+}
+
+// hexObjectID parses a BSON string value holding 24 hex digits.
+func hexObjectID(v []byte) (bson.ObjectID, bool) {
+	var id bson.ObjectID
+	s, ok := bsonStringBytes(v)
+	if !ok || len(s) != 24 {
+		return id, false
+	}
+	_, err := hex.Decode(id[:], s)
+	return id, err == nil
 }
 
 func bsonStringBytes(v []byte) ([]byte, bool) {

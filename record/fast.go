@@ -147,16 +147,11 @@ func (d *fastDecoder) message() bool {
 		if !ok {
 			return false
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-			continue
-		case '}':
-			d.pos++
-		default:
+		if more, ok := d.separator('}'); !ok {
 			return false
+		} else if !more {
+			break
 		}
-		break
 	}
 	d.ws()
 	if d.pos != len(d.in) || !docOK {
@@ -224,15 +219,8 @@ func (d *fastDecoder) record() bool {
 		if !ok {
 			return false
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-			continue
-		case '}':
-			d.pos++
-			return sawPayload
-		default:
-			return false
+		if more, ok := d.separator('}'); !ok || !more {
+			return ok && sawPayload
 		}
 	}
 }
@@ -262,15 +250,8 @@ func (d *fastDecoder) headers(env *envHeaders) bool {
 		case HeaderProcessedAt:
 			env.processedAt = d.in[start:d.pos]
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-			continue
-		case '}':
-			d.pos++
-			return true
-		default:
-			return false
+		if more, ok := d.separator('}'); !ok || !more {
+			return ok
 		}
 	}
 }
@@ -340,14 +321,8 @@ func (d *fastDecoder) objectBody(top bool) bool {
 				}
 			}
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			return true
-		default:
-			return false
+		if more, ok := d.separator('}'); !ok || !more {
+			return ok
 		}
 	}
 }
@@ -897,14 +872,8 @@ func (d *fastDecoder) skipObject() bool {
 		if !d.expect('"') || !d.skipString() || !d.expect(':') || !d.skipValue() {
 			return false
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			return true
-		default:
-			return false
+		if more, ok := d.separator('}'); !ok || !more {
+			return ok
 		}
 	}
 }
@@ -918,16 +887,24 @@ func (d *fastDecoder) skipArray() bool {
 		if !d.skipValue() {
 			return false
 		}
-		switch d.next() {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
-			return true
-		default:
-			return false
+		if more, ok := d.separator(']'); !ok || !more {
+			return ok
 		}
 	}
+}
+
+// separator consumes what follows a member or element: ',' (more follow)
+// or closer (the object or array ends). ok is false on anything else.
+func (d *fastDecoder) separator(closer byte) (more, ok bool) {
+	switch d.next() {
+	case ',':
+		d.pos++
+		return true, true
+	case closer:
+		d.pos++
+		return false, true
+	}
+	return false, false
 }
 
 // skipString validates a JSON string whose opening quote was consumed.
