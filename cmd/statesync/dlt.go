@@ -9,7 +9,6 @@ import (
 	"github.com/codr/statesync/config"
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
-	"github.com/codr/statesync/sink"
 )
 
 // cmdDLT: `statesync dlt replay` re-publishes dead letters after a hotfix.
@@ -53,12 +52,7 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 	case *dryRun:
 		apply = func(context.Context, record.DeadLetterInfo) error { return nil }
 	case *toMongo:
-		syncField := ""
-		if e.cfg.SyncMetadata {
-			syncField = e.cfg.SyncField
-		}
-		db, err := sink.Connect(e.cfg.MongoURI, sink.Options{Database: e.cfg.MongoDatabase, WriteConcern: e.cfg.MongoWriteConcern,
-			Timeout: e.cfg.MongoTimeout, SyncField: syncField, StaleGuard: e.cfg.StaleGuard, MaxBulkOps: e.cfg.MongoMaxBulkOps})
+		db, err := connectSink(e.cfg)
 		if err != nil {
 			return err
 		}

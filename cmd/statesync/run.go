@@ -68,14 +68,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 
-	syncField := ""
-	if cfg.SyncMetadata {
-		syncField = cfg.SyncField
-	}
-	db, err := sink.Connect(cfg.MongoURI, sink.Options{
-		Database: cfg.MongoDatabase, WriteConcern: cfg.MongoWriteConcern, Timeout: cfg.MongoTimeout,
-		SyncField: syncField, StaleGuard: cfg.StaleGuard, MaxBulkOps: cfg.MongoMaxBulkOps,
-	})
+	db, err := connectSink(cfg)
 	if err != nil {
 		return summaryView{}, err
 	}
@@ -179,6 +172,18 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		}
 	}
 	return view, nil
+}
+
+// connectSink opens the MongoDB sink the configuration describes.
+func connectSink(cfg config.Config) (*sink.Sink, error) {
+	syncField := ""
+	if cfg.SyncMetadata {
+		syncField = cfg.SyncField
+	}
+	return sink.Connect(cfg.MongoURI, sink.Options{
+		Database: cfg.MongoDatabase, WriteConcern: cfg.MongoWriteConcern, Timeout: cfg.MongoTimeout,
+		SyncField: syncField, StaleGuard: cfg.StaleGuard, MaxBulkOps: cfg.MongoMaxBulkOps,
+	})
 }
 
 type writerFunc func(ctx context.Context, b *batch.Batch) error
