@@ -30,6 +30,11 @@ func NewProducer(props map[string]string) (*Producer, error) {
 	setDefault(cm, "message.max.bytes", strconv.Itoa(32<<20))
 	setDefault(cm, "compression.type", "lz4")
 	setDefault(cm, "client.id", "statesync")
+	// The Go client sizes these channels at a million entries each (24 MiB
+	// of heap held for the process's life); Produce here passes its own
+	// delivery channel, so the events channel only carries client errors.
+	cm["go.produce.channel.size"] = 1000
+	cm["go.events.channel.size"] = 1000
 	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka producer: %w", err)
