@@ -20,6 +20,7 @@ type Metrics struct {
 	Retries       *prometheus.CounterVec // topic
 	Lag           *prometheus.GaugeVec   // topic, partition
 	InFlight      prometheus.Gauge
+	Pauses        prometheus.Counter
 	LastCommit    prometheus.Gauge
 	Ready         prometheus.Gauge
 	MongoUp       prometheus.Gauge
@@ -41,6 +42,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Retries:    f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_write_retries_total", Help: "Bulk writes retried after a recoverable error."}, []string{"topic"}),
 		Lag:        f.NewGaugeVec(prometheus.GaugeOpts{Name: "statesync_consumer_lag", Help: "Records between the last consumed offset and the partition's high watermark."}, []string{"topic", "partition"}),
 		InFlight:   f.NewGauge(prometheus.GaugeOpts{Name: "statesync_inflight_batches", Help: "Batches being written."}),
+		Pauses:     f.NewCounter(prometheus.CounterOpts{Name: "statesync_partition_pauses_total", Help: "Partitions paused because their writes stayed behind (a stalled or very slow write)."}),
 		LastCommit: f.NewGauge(prometheus.GaugeOpts{Name: "statesync_last_commit_timestamp_seconds", Help: "Unix time of the last successful offset commit."}),
 		Ready:      f.NewGauge(prometheus.GaugeOpts{Name: "statesync_ready", Help: "1 when /readyz answers ready."}),
 		MongoUp:    f.NewGauge(prometheus.GaugeOpts{Name: "statesync_mongo_up", Help: "1 when the last MongoDB write or ping succeeded."}),

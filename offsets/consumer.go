@@ -92,6 +92,7 @@ type Status struct {
 	Lag          atomic.Int64 // sum over assigned partitions
 	Consumed     atomic.Int64
 	Committed    atomic.Int64 // records whose offsets were stored
+	Pauses       atomic.Int64 // partitions paused because their writes stayed behind
 }
 
 // New creates the librdkafka consumer.
@@ -127,14 +128,14 @@ func New(o Options, w Writer) (*Consumer, error) {
 	// Fetch responses stay allocated while any message in them is queued:
 	// modest sizes keep RSS flat. A record larger than these still comes
 	// through (the broker returns at least one record batch).
-	setDefault(cm, "fetch.max.bytes", "16777216")
-	setDefault(cm, "max.partition.fetch.bytes", "4194304")
+	setDefault(cm, "fetch.max.bytes", "4194304")
+	setDefault(cm, "max.partition.fetch.bytes", "524288")
 	// With a full prefetch queue librdkafka postpones the partition's next
 	// fetch by this much (1 s by default), which starves a fast consumer.
 	setDefault(cm, "fetch.queue.backoff.ms", "20")
-	// librdkafka prefetches up to this much per partition: 64 MiB by
-	// default, which alone takes RSS past 250 MiB with a few partitions.
-	setDefault(cm, "queued.max.messages.kbytes", "16384")
+	// librdkafka prefetches up to this much (64 MiB by default). Fetch sizes
+	// are compressed bytes: 512 KiB of lz4 JSON is ~2 MiB of messages.
+	setDefault(cm, "queued.max.messages.kbytes", "8192")
 	setDefault(cm, "client.id", "statesync")
 	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
@@ -168,14 +169,39 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("subscribed", zap.Strings("topics", c.o.Subscription), zap.String("group", c.o.GroupID))
 	lagTick := time.Now()
 	subscribed := time.Now()
+	var blockedSince time.Time
 	var runErr error
 loop:
 	for {
 		if ctx.Err() != nil {
 			break
 		}
-		c.drainCompletions(false)
-		ev := c.c.Poll(c.pollTimeout())
+		if c.drainCompletions() > 0 {
+			blockedSince = time.Time{} // writes are moving
+		}
+		var ev kafka.Event
+		if c.blocked() {
+			// Backpressure without Pause: stop taking messages and let
+			// librdkafka's queue fill (it then stops fetching by itself).
+			// Pause and Resume cost a re-fetch and up to a second before
+			// librdkafka fetches a resumed partition again, so they are kept
+			// for when no write has completed for pauseAfter (a stalled
+			// write): the blocking partitions are paused and polling goes on.
+			if blockedSince.IsZero() {
+				blockedSince = time.Now()
+			}
+			if time.Since(blockedSince) < pauseAfter {
+				if c.waitCompletion(blockedWait) {
+					blockedSince = time.Now()
+				}
+			} else {
+				c.pauseBlocked()
+				blockedSince = time.Time{}
+			}
+		} else {
+			blockedSince = time.Time{}
+			ev = c.c.Poll(c.pollTimeout())
+		}
 		now := time.Now()
 		switch e := ev.(type) {
 		case *kafka.Message:
@@ -282,8 +308,9 @@ func FromKafka(m *kafka.Message) record.Message {
 
 // enqueue hands a closed batch to its partition's queue. A partition writes
 // one batch at a time (so two batches never race on one key); once
-// maxQueuedBatches wait behind the one being written, the partition is
-// paused so no more build up (backpressure), and resumed when writes complete.
+// maxQueuedBatches wait behind the one being written, Run stops polling
+// (backpressure) until a write completes, and pauses the partition if that
+// takes longer than pauseAfter.
 func (c *Consumer) enqueue(b *batch.Batch) {
 	p := c.parts[b.TopicPartition]
 	if p == nil {
@@ -292,18 +319,56 @@ func (c *Consumer) enqueue(b *batch.Batch) {
 	p.queue = append(p.queue, b)
 	if p.writing == nil && len(p.queue) == 1 {
 		c.waiting = append(c.waiting, p.tp)
-		return
-	}
-	// Pausing drops what librdkafka prefetched for the partition, which it
-	// then fetches again: allow some queue before paying for that.
-	if len(p.queue) >= maxQueuedBatches {
-		c.pause(p)
 	}
 }
 
-// maxQueuedBatches is how many closed batches may wait behind the one being
-// written before the partition is paused.
-const maxQueuedBatches = 2
+const (
+	// maxQueuedBatches is how many closed batches a partition may hold
+	// before it blocks polling (see blocked).
+	maxQueuedBatches = 1
+	// pauseAfter: when polling has been blocked this long with no write
+	// completing, the blocking partitions are paused so the others go on.
+	pauseAfter = 2 * time.Second
+	// blockedWait bounds one wait for a completion while polling is blocked.
+	blockedWait = 20 * time.Millisecond
+)
+
+// blocked: taking more messages would only grow memory, because a
+// partition being written already has its next batch closed (its batches go
+// one at a time), or as many closed batches wait for a write slot as there
+// are slots.
+func (c *Consumer) blocked() bool {
+	ready := 0
+	for _, p := range c.parts {
+		if !c.blocking(p) {
+			continue
+		}
+		if p.writing != nil {
+			return true
+		}
+		ready++
+	}
+	return ready >= c.o.Concurrency
+}
+
+// blocking: p holds a closed batch it cannot write yet.
+func (c *Consumer) blocking(p *partition) bool {
+	return !p.paused && !p.revoking && len(p.queue) >= maxQueuedBatches
+}
+
+// waitCompletion handles one finished write, waiting at most d for it; it
+// reports whether one finished.
+func (c *Consumer) waitCompletion(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case cp := <-c.done:
+		c.complete(cp)
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // dispatch starts writes for waiting partitions while slots are free.
 func (c *Consumer) dispatch() {
@@ -328,21 +393,16 @@ func (c *Consumer) dispatch() {
 	}
 }
 
-// drainCompletions handles finished writes; with wait it blocks for one.
-func (c *Consumer) drainCompletions(wait bool) {
-	for {
-		var cp completion
-		if wait {
-			cp = <-c.done
-			wait = false
-		} else {
-			select {
-			case cp = <-c.done:
-			default:
-				return
-			}
+// drainCompletions handles the writes that have finished, without waiting,
+// and returns how many there were.
+func (c *Consumer) drainCompletions() int {
+	for n := 0; ; n++ {
+		select {
+		case cp := <-c.done:
+			c.complete(cp)
+		default:
+			return n
 		}
-		c.complete(cp)
 	}
 }
 
@@ -414,6 +474,21 @@ func (c *Consumer) pause(p *partition) {
 		return
 	}
 	p.paused = true
+}
+
+// pauseBlocked pauses the partitions that block polling, so the others go on.
+func (c *Consumer) pauseBlocked() {
+	for _, p := range c.parts {
+		if c.blocking(p) {
+			c.pause(p)
+			c.status.Pauses.Add(1)
+			if c.o.Metrics != nil {
+				c.o.Metrics.Pauses.Inc()
+			}
+			c.log.Info("partition paused: its writes are behind", zap.String("topic", p.tp.Topic),
+				zap.Int32("partition", p.tp.Partition), zap.Int("queued_batches", len(p.queue)))
+		}
+	}
 }
 
 func (c *Consumer) resume(p *partition) {

@@ -26,6 +26,7 @@ type memoryWriter struct {
 	stall   bool
 	stalled bool // a batch is stalled right now
 	batches int
+	delay   time.Duration // every write takes at least this long (a slow database)
 }
 
 func newMemoryWriter() *memoryWriter {
@@ -33,6 +34,9 @@ func newMemoryWriter() *memoryWriter {
 }
 
 func (w *memoryWriter) Apply(ctx context.Context, b *batch.Batch) error {
+	if w.delay > 0 {
+		time.Sleep(w.delay)
+	}
 	for {
 		w.mu.Lock()
 		stall := w.stall && b.TopicPartition == w.stallTP && b.FirstOffset <= w.stallAt && w.stallAt <= b.LastOffset
@@ -144,7 +148,8 @@ func TestAStalledWriteHoldsItsPartitionsCommitBehindTheRecord(t *testing.T) {
 	w.stallTP = batch.TopicPartition{Topic: f.topic, Partition: 1}
 	w.stallAt = 500
 	w.stall = true
-	stop := run(t, f.consumer(t, w))
+	c := f.consumer(t, w)
+	stop := run(t, c)
 
 	testenv.Eventually(t, 60*time.Second, "partitions 0 and 2 committed to their ends", func() bool {
 		c := testenv.Committed(t, f.brokers, f.group, f.topic)
@@ -152,12 +157,15 @@ func TestAStalledWriteHoldsItsPartitionsCommitBehindTheRecord(t *testing.T) {
 	})
 	testenv.Eventually(t, 30*time.Second, "the write covering offset 500 to stall", w.isStalled)
 	time.Sleep(2 * time.Second) // several auto-commit intervals
-	c := testenv.Committed(t, f.brokers, f.group, f.topic)
-	if c[1] > 500 {
-		t.Fatalf("partition 1 committed %d while the record at 500 is unwritten", c[1])
+	committed := testenv.Committed(t, f.brokers, f.group, f.topic)
+	if committed[1] > 500 {
+		t.Fatalf("partition 1 committed %d while the record at 500 is unwritten", committed[1])
 	}
 	if w.has(w.stallTP, 500) {
 		t.Fatal("the stalled record counts as written")
+	}
+	if c.Status().Pauses.Load() == 0 {
+		t.Error("the stalled partition was never paused: the others went on only by luck of the fetch order")
 	}
 
 	w.mu.Lock()
@@ -169,6 +177,48 @@ func TestAStalledWriteHoldsItsPartitionsCommitBehindTheRecord(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
+	}
+	for p, end := range f.ends {
+		for off := int64(0); off < end; off++ {
+			if !w.has(batch.TopicPartition{Topic: f.topic, Partition: p}, off) {
+				t.Fatalf("partition %d offset %d never written", p, off)
+			}
+		}
+	}
+}
+
+// A database slower than Kafka is absorbed by not polling, not by pausing:
+// Pause and Resume make librdkafka drop and re-fetch, and it fetches a
+// resumed partition only up to a second later, which left the database idle.
+func TestASlowDatabaseThrottlesPollingWithoutPausing(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		partitions, perPartition int
+	}{
+		{"fewer partitions than write slots", 3, 2000},
+		// 8 partitions share the 2 write slots: partitions waiting for a
+		// slot must not count as stalled (400 writes of 15 ms over 2 slots
+		// outlast pauseAfter).
+		{"more partitions than write slots", 8, 5000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slowDatabase(t, tc.partitions, tc.perPartition)
+		})
+	}
+}
+
+func slowDatabase(t *testing.T, partitions, perPartition int) {
+	f := newFixture(t, partitions, perPartition)
+	w := newMemoryWriter()
+	w.delay = 15 * time.Millisecond
+	c := f.consumer(t, w)
+	stop := run(t, c)
+	testenv.Eventually(t, 60*time.Second, "every partition committed to its end", func() bool { return f.committedAll(t) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := c.Status().Pauses.Load(); n != 0 {
+		t.Errorf("%d partition pauses; want 0 while every write completes within %s", n, pauseAfter)
 	}
 	for p, end := range f.ends {
 		for off := int64(0); off < end; off++ {
