@@ -249,13 +249,20 @@ func (s *Sink) document(r *record.Record) bson.Raw {
 		return r.Doc
 	}
 	doc := bsoncore.Document(r.Doc)
-	idx, out := bsoncore.AppendDocumentStart(make([]byte, 0, len(doc)+128))
-	elems, _ := doc.Elements()
-	for _, e := range elems {
-		if e.Key() == s.opts.SyncField {
-			continue // ours wins over a payload field of the same name
+	var out []byte
+	var idx int32
+	if _, err := doc.LookupErr(s.opts.SyncField); err != nil {
+		// The usual case: the payload's elements as they are, in one copy.
+		out = append(make([]byte, 0, len(doc)+len(r.Msg.Topic)+len(r.TraceID)+128), doc[:len(doc)-1]...)
+	} else {
+		idx, out = bsoncore.AppendDocumentStart(make([]byte, 0, len(doc)+128))
+		elems, _ := doc.Elements()
+		for _, e := range elems {
+			if e.Key() == s.opts.SyncField {
+				continue // ours wins over a payload field of the same name
+			}
+			out = append(out, e...)
 		}
-		out = append(out, e...)
 	}
 	mi, out := bsoncore.AppendDocumentElementStart(out, s.opts.SyncField)
 	out = bsoncore.AppendStringElement(out, "topic", r.Msg.Topic)

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
@@ -38,9 +39,21 @@ func TestWriteErrorsAreClassifiedByCode(t *testing.T) {
 }
 
 func TestDocumentCarriesSyncMetadataAfterThePayload(t *testing.T) {
+	for _, spoofed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("payload has its own _sync: %v", spoofed), func(t *testing.T) {
+			documentCarriesSyncMetadata(t, spoofed)
+		})
+	}
+}
+
+func documentCarriesSyncMetadata(t *testing.T, spoofed bool) {
 	s := &Sink{opts: Options{SyncField: "_sync", StaleGuard: true}}
 	id := bson.NewObjectID()
-	payload, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "ada"}, {Key: "_sync", Value: "spoofed"}})
+	fields := bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "ada"}}
+	if spoofed {
+		fields = append(fields, bson.E{Key: "_sync", Value: "spoofed"})
+	}
+	payload, _ := bson.Marshal(fields)
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	r := record.Record{ID: id, Doc: payload, TraceID: "t-1", ProcessedAt: at,
 		Msg: record.Message{Topic: "codr.state.user", Partition: 2, Offset: 42}}
@@ -65,6 +78,12 @@ func TestDocumentCarriesSyncMetadataAfterThePayload(t *testing.T) {
 	}
 	if n := countKeys(t, doc, "_sync"); n != 1 {
 		t.Errorf("_sync appears %d times", n)
+	}
+	if err := bsoncore.Document(doc).Validate(); err != nil {
+		t.Errorf("invalid BSON: %v", err)
+	}
+	if keys := countKeys(t, doc, "_id") + countKeys(t, doc, "name"); keys != 2 {
+		t.Errorf("payload fields: %d of 2", keys)
 	}
 }
 
