@@ -179,6 +179,10 @@ loop:
 		if c.drainCompletions() > 0 {
 			blockedSince = time.Time{} // writes are moving
 		}
+		if c.o.StopAtEnd && c.imported() {
+			c.log.Info("import complete: every partition read to its end offset and committed")
+			break
+		}
 		var ev kafka.Event
 		if c.blocked() {
 			// Backpressure without Pause: stop taking messages and let
@@ -231,10 +235,6 @@ loop:
 			lagTick = now
 			c.updateLag()
 		}
-		if c.o.StopAtEnd && c.imported() {
-			c.log.Info("import complete: every partition read to its end offset and committed")
-			break
-		}
 		if c.o.StopAtEnd && len(c.parts) == 0 && time.Since(subscribed) > c.o.AssignTimeout {
 			runErr = fmt.Errorf("no partition assigned within %s: no topic matches %v, or other members of group %q hold them all",
 				c.o.AssignTimeout, c.o.Subscription, c.o.GroupID)
@@ -284,6 +284,13 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	}
 	if full != nil {
 		c.enqueue(full)
+	}
+	if c.o.StopAtEnd && p.end >= 0 && off+1 >= p.end {
+		// The import's last record of this partition: nothing more is
+		// coming, so write it now instead of after the batch timer or EOF.
+		if b := c.acc.Take(tp); b != nil {
+			c.enqueue(b)
+		}
 	}
 }
 
