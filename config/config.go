@@ -37,7 +37,8 @@ type Config struct {
 	Collections       map[string]string `env:"COLLECTIONS" envSeparator:"," envKeyValSeparator:"=" desc:"entity=collection,... overrides of the entity-name default"`
 	MongoWriteConcern string            `env:"MONGO_WRITE_CONCERN" envDefault:"majority" desc:"write concern: majority or a number of nodes"`
 	MongoTimeout      time.Duration     `env:"MONGO_TIMEOUT" envDefault:"30s" desc:"timeout of one bulk write"`
-	MongoMaxBulkOps   int               `env:"MONGO_MAX_BULK_OPS" envDefault:"0" desc:"split bulk writes into commands of at most this many operations (0: driver default; FerretDB 1.x: keep this × WRITE_CONCURRENCY well under its connection pool, e.g. 20)"`
+	MongoMaxBulkOps   int               `env:"MONGO_MAX_BULK_OPS" envDefault:"0" desc:"split bulk writes into commands of at most this many operations (0: driver default; FerretDB 1.x: keep this × MONGO_BULK_PARALLEL × WRITE_CONCURRENCY well under its connection pool, e.g. 20)"`
+	MongoBulkParallel int               `env:"MONGO_BULK_PARALLEL" envDefault:"1" desc:"commands of one split bulk write sent at once (see MONGO_MAX_BULK_OPS)"`
 
 	BatchMaxDocs     int           `env:"BATCH_MAX_DOCS" envDefault:"1000" desc:"flush a partition's batch at this many distinct documents"`
 	BatchMaxBytes    int           `env:"BATCH_MAX_BYTES" envDefault:"8388608" desc:"flush a partition's batch at this many message bytes"`
@@ -154,7 +155,7 @@ func (c *Config) validate() []string {
 	positive := []struct {
 		name string
 		v    int
-	}{{"BATCH_MAX_DOCS", c.BatchMaxDocs}, {"BATCH_MAX_BYTES", c.BatchMaxBytes}, {"WRITE_CONCURRENCY", c.WriteConcurrency}, {"UNWRITABLE_AFTER", c.UnwritableAfter}}
+	}{{"BATCH_MAX_DOCS", c.BatchMaxDocs}, {"BATCH_MAX_BYTES", c.BatchMaxBytes}, {"WRITE_CONCURRENCY", c.WriteConcurrency}, {"UNWRITABLE_AFTER", c.UnwritableAfter}, {"MONGO_BULK_PARALLEL", c.MongoBulkParallel}}
 	for _, f := range positive {
 		if f.v <= 0 {
 			add("%s%s=%d: must be at least 1", Prefix, f.name, f.v)
@@ -315,6 +316,7 @@ func (c Config) Masked() []string {
 		"MONGO_WRITE_CONCERN=" + c.MongoWriteConcern,
 		"MONGO_TIMEOUT=" + c.MongoTimeout.String(),
 		fmt.Sprintf("MONGO_MAX_BULK_OPS=%d", c.MongoMaxBulkOps),
+		fmt.Sprintf("MONGO_BULK_PARALLEL=%d", c.MongoBulkParallel),
 		fmt.Sprintf("BATCH_MAX_DOCS=%d", c.BatchMaxDocs),
 		fmt.Sprintf("BATCH_MAX_BYTES=%d", c.BatchMaxBytes),
 		"BATCH_MAX_WAIT=" + c.BatchMaxWait.String(),

@@ -34,6 +34,10 @@ type Options struct {
 	// holds one PostgreSQL connection per matched document until its update
 	// command ends, so a bulk larger than its pool deadlocks it.
 	MaxBulkOps int
+	// BulkParallel is how many of one write's MaxBulkOps commands are sent
+	// at once (0 or 1: one after the other). The records of a batch have
+	// distinct _ids, so the commands commute.
+	BulkParallel int
 }
 
 // Sink is a MongoDB database statesync writes to.
@@ -145,17 +149,41 @@ func (s *Sink) Write(ctx context.Context, collection string, recs []record.Recor
 	if s.opts.MaxBulkOps > 0 && chunk > s.opts.MaxBulkOps {
 		chunk = s.opts.MaxBulkOps
 	}
+	n := (len(recs) + chunk - 1) / chunk
+	parts := make([]Result, n)
+	errs := make([]error, n)
+	parallel := min(max(s.opts.BulkParallel, 1), n)
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if ctx.Err() != nil {
+					errs[i] = &RecoverableError{Err: ctx.Err()}
+					continue
+				}
+				start := i * chunk
+				parts[i], errs[i] = s.write(ctx, collection, recs[start:min(start+chunk, len(recs))])
+			}
+		}()
+	}
+	wg.Wait()
 	var res Result
-	for start := 0; start < len(recs); start += chunk {
-		part, err := s.write(ctx, collection, recs[start:min(start+chunk, len(recs))])
-		if err != nil {
-			return Result{}, err
+	for i, part := range parts {
+		if errs[i] != nil {
+			return Result{}, errs[i]
 		}
 		res.Upserted += part.Upserted
 		res.Deleted += part.Deleted
 		res.Skipped += part.Skipped
 		for _, rj := range part.Rejected {
-			rj.Index += start
+			rj.Index += i * chunk
 			res.Rejected = append(res.Rejected, rj)
 		}
 	}
@@ -189,6 +217,25 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 	if bwe.WriteConcernError != nil {
 		return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
 	}
+	replaces, replaceErrs := 0, 0
+	for i := range recs {
+		if !recs[i].Tombstone {
+			replaces++
+		}
+	}
+	for _, we := range bwe.WriteErrors {
+		if !recs[we.Index].Tombstone {
+			replaceErrs++
+		}
+	}
+	if len(recs) > 1 && (br == nil || res.Upserted < replaces-replaceErrs) {
+		// An unordered bulk goes on past a failed operation and reports each
+		// failure at its index. Some servers do neither (FerretDB 1.x rolls
+		// the whole update command back, reports the first operation as the
+		// failed one, and no counts), so a failure cannot be attributed:
+		// write the upserts again one at a time, where it can.
+		return s.writeEach(ctx, collection, recs, bwe, res.Deleted)
+	}
 	for _, we := range bwe.WriteErrors {
 		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
 		case fenced:
@@ -196,14 +243,54 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 		case retry:
 			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
 		case reject:
-			res.Rejected = append(res.Rejected, Rejection{Index: we.Index, Err: &record.PoisonError{
-				Class: record.ClassRejected,
-				Err:   fmt.Errorf("MongoDB refused the document (code %d): %s", we.Code, we.Message),
-			}})
+			res.Rejected = append(res.Rejected, rejection(we.Index, we.WriteError))
 		}
 	}
 	res.Skipped += s.countFencedDeletes(recs, res.Deleted)
 	return res, nil
+}
+
+// writeEach is write for a server whose bulk results cannot be trusted: the
+// deletes' outcome stands (deleted counts them, errs lists their failures),
+// and every upsert is written again on its own.
+func (s *Sink) writeEach(ctx context.Context, collection string, recs []record.Record, errs mongo.BulkWriteException, deleted int) (Result, error) {
+	res := Result{Deleted: deleted, Skipped: s.countFencedDeletes(recs, deleted)}
+	for _, we := range errs.WriteErrors {
+		if !recs[we.Index].Tombstone {
+			continue
+		}
+		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
+		case fenced:
+			res.Skipped++
+		case retry:
+			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, errs)}
+		case reject:
+			res.Rejected = append(res.Rejected, rejection(we.Index, we.WriteError))
+		}
+	}
+	for i := range recs {
+		if recs[i].Tombstone {
+			continue
+		}
+		one, err := s.write(ctx, collection, recs[i:i+1])
+		if err != nil {
+			return Result{}, err
+		}
+		res.Upserted += one.Upserted
+		res.Skipped += one.Skipped
+		for _, rj := range one.Rejected {
+			rj.Index = i
+			res.Rejected = append(res.Rejected, rj)
+		}
+	}
+	return res, nil
+}
+
+func rejection(index int, we mongo.WriteError) Rejection {
+	return Rejection{Index: index, Err: &record.PoisonError{
+		Class: record.ClassRejected,
+		Err:   fmt.Errorf("MongoDB refused the document (code %d): %s", we.Code, we.Message),
+	}}
 }
 
 // countFencedDeletes: a guarded delete that matched nothing was either

@@ -224,3 +224,79 @@ func TestUnreachableDatabaseIsRecoverable(t *testing.T) {
 		t.Fatalf("err = %v, want a RecoverableError", err)
 	}
 }
+
+// A write mixing upserts, deletes and stale records applies each exactly as
+// its own write would, in one bulk and split into parallel commands. FerretDB
+// 1.x rolls a whole update command back on a stale record's duplicate key
+// and blames the command's first operation: the sink must not believe it.
+func TestAMixedWriteAppliesEveryRecordAsItsOwnWriteWould(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		maxOps, bulkParal int
+	}{{"one bulk", 0, 1}, {"split into commands of 7, 3 at once", 7, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mixedWrite(t, tc.maxOps, tc.bulkParal)
+		})
+	}
+}
+
+func mixedWrite(t *testing.T, maxOps, bulkParallel int) {
+	s, c := testSink(t, true)
+	s.opts.MaxBulkOps, s.opts.BulkParallel = maxOps, bulkParallel
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	var first, second []record.Record
+	ids := make([]bson.ObjectID, 50)
+	for i := range ids {
+		ids[i] = bson.NewObjectID()
+		first = append(first, rec(t, ids[i], "v1", t0, int64(i)))
+	}
+	res, err := s.Write(ctx, "user", first)
+	if err != nil || res.Upserted != 50 {
+		t.Fatalf("first write: %+v, %v", res, err)
+	}
+	// Every 10th record deleted, one record per command stale (older than stored).
+	for i, id := range ids {
+		switch {
+		case i%10 == 0:
+			second = append(second, tombstone(id, t0.Add(time.Second)))
+		case i%7 == 3:
+			second = append(second, rec(t, id, "stale", t0.Add(-time.Second), int64(100+i)))
+		default:
+			second = append(second, rec(t, id, "v2", t0.Add(time.Second), int64(100+i)))
+		}
+	}
+	res, err = s.Write(ctx, "user", second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted, stale int
+	for i := range ids {
+		switch {
+		case i%10 == 0:
+			deleted++
+		case i%7 == 3:
+			stale++
+		}
+	}
+	if res.Deleted != deleted || res.Skipped != stale || res.Upserted != 50-deleted-stale || len(res.Rejected) != 0 {
+		t.Fatalf("second write: %+v; want %d deleted, %d skipped, %d upserted", res, deleted, stale, 50-deleted-stale)
+	}
+	for i, id := range ids {
+		name, ok := nameOf(t, c, id)
+		switch {
+		case i%10 == 0:
+			if ok {
+				t.Errorf("record %d not deleted", i)
+			}
+		case i%7 == 3:
+			if name != "v1" {
+				t.Errorf("record %d = %q, want v1 (the stale write skipped)", i, name)
+			}
+		default:
+			if name != "v2" {
+				t.Errorf("record %d = %q, want v2", i, name)
+			}
+		}
+	}
+}

@@ -182,7 +182,7 @@ func connectSink(cfg config.Config) (*sink.Sink, error) {
 	}
 	return sink.Connect(cfg.MongoURI, sink.Options{
 		Database: cfg.MongoDatabase, WriteConcern: cfg.MongoWriteConcern, Timeout: cfg.MongoTimeout,
-		SyncField: syncField, StaleGuard: cfg.StaleGuard, MaxBulkOps: cfg.MongoMaxBulkOps,
+		SyncField: syncField, StaleGuard: cfg.StaleGuard, MaxBulkOps: cfg.MongoMaxBulkOps, BulkParallel: cfg.MongoBulkParallel,
 	})
 }
 
