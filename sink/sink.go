@@ -236,18 +236,30 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 		// write the upserts again one at a time, where it can.
 		return s.writeEach(ctx, collection, recs, bwe, res.Deleted)
 	}
+	if err := s.tally(&res, collection, recs, bwe, func(int) bool { return true }); err != nil {
+		return Result{}, err
+	}
+	res.Skipped += s.countFencedDeletes(recs, res.Deleted)
+	return res, nil
+}
+
+// tally adds the write errors of the records keep selects to res: fenced
+// ones as skipped, refused ones as rejections; a transient one fails the write.
+func (s *Sink) tally(res *Result, collection string, recs []record.Record, bwe mongo.BulkWriteException, keep func(i int) bool) error {
 	for _, we := range bwe.WriteErrors {
+		if !keep(we.Index) {
+			continue
+		}
 		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
 		case fenced:
 			res.Skipped++
 		case retry:
-			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+			return &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, bwe)}
 		case reject:
 			res.Rejected = append(res.Rejected, rejection(we.Index, we.WriteError))
 		}
 	}
-	res.Skipped += s.countFencedDeletes(recs, res.Deleted)
-	return res, nil
+	return nil
 }
 
 // writeEach is write for a server whose bulk results cannot be trusted: the
@@ -255,18 +267,8 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 // and every upsert is written again on its own.
 func (s *Sink) writeEach(ctx context.Context, collection string, recs []record.Record, errs mongo.BulkWriteException, deleted int) (Result, error) {
 	res := Result{Deleted: deleted, Skipped: s.countFencedDeletes(recs, deleted)}
-	for _, we := range errs.WriteErrors {
-		if !recs[we.Index].Tombstone {
-			continue
-		}
-		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
-		case fenced:
-			res.Skipped++
-		case retry:
-			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, errs)}
-		case reject:
-			res.Rejected = append(res.Rejected, rejection(we.Index, we.WriteError))
-		}
+	if err := s.tally(&res, collection, recs, errs, func(i int) bool { return recs[i].Tombstone }); err != nil {
+		return Result{}, err
 	}
 	for i := range recs {
 		if recs[i].Tombstone {
