@@ -60,6 +60,8 @@ type Consumer struct {
 	inflight int
 	waiting  []batch.TopicPartition // partitions with a ready batch, waiting for a write slot
 
+	fromEarliest bool // auto.offset.reset is earliest
+
 	status Status
 }
 
@@ -141,11 +143,13 @@ func New(o Options, w Writer) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka consumer: %w", err)
 	}
+	reset, _ := cm["auto.offset.reset"].(string)
 	return &Consumer{
 		o: o, c: c, w: w, log: o.Log,
-		acc:   batch.New(o.Batch),
-		done:  make(chan completion, 64),
-		parts: map[batch.TopicPartition]*partition{},
+		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
+		acc:          batch.New(o.Batch),
+		done:         make(chan completion, 64),
+		parts:        map[batch.TopicPartition]*partition{},
 	}, nil
 }
 
@@ -532,6 +536,7 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.parts[tp] = p
 		}
 		c.status.Assigned.Store(int64(len(c.parts)))
+		c.startUncommittedAtLow(kc, e.Partitions)
 		if err := kc.IncrementalAssign(e.Partitions); err != nil {
 			return err
 		}
@@ -546,6 +551,26 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		return kc.IncrementalUnassign(e.Partitions)
 	}
 	return nil
+}
+
+// startUncommittedAtLow sets an import's partitions that have no committed
+// offset to start at their low watermark, already queried: left to
+// auto.offset.reset, librdkafka looks the offset up again after a fixed
+// 100 ms timer, before the first fetch.
+func (c *Consumer) startUncommittedAtLow(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
+	if !c.o.StopAtEnd || !c.fromEarliest {
+		return
+	}
+	committed, err := kc.Committed(ktps, 5000)
+	if err != nil {
+		return // librdkafka finds the start itself
+	}
+	for i, ktp := range committed {
+		p := c.parts[batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
+		if ktp.Offset < 0 && p != nil && p.end >= 0 {
+			ktps[i].Offset = kafka.Offset(p.low)
+		}
+	}
 }
 
 // release gives partitions up. Revoked: flush what is open, wait for the
