@@ -394,6 +394,9 @@ func (c *Consumer) dispatch() {
 		p.queue = p.queue[1:]
 		p.writing = b
 		c.inflight++
+		if p.paused && len(p.queue) < maxQueuedBatches {
+			c.resume(p) // its closed batch is on its way: read on while it is written
+		}
 		if c.o.Metrics != nil {
 			c.o.Metrics.InFlight.Set(float64(c.inflight))
 		}
