@@ -1140,7 +1140,7 @@ func TestDashboard(t *testing.T) {
 		}
 	})
 
-	t.Run("it shows every rate, lag by partition, write latency p50 and p99, batch size, in-flight and ready", func(t *testing.T) {
+	t.Run("it shows every rate, lag by partition, write latency p50 and p99, batch size, in-flight, pauses and ready", func(t *testing.T) {
 		all := strings.Join(exprs, "\n")
 		for _, s := range []string{
 			"statesync_records_consumed_total", "statesync_records_written_total", "statesync_records_deleted_total",
@@ -1149,7 +1149,7 @@ func TestDashboard(t *testing.T) {
 			"histogram_quantile(0.5, sum by (le, topic) (rate(statesync_write_duration_seconds_bucket",
 			"histogram_quantile(0.99, sum by (le, topic) (rate(statesync_write_duration_seconds_bucket",
 			"statesync_batch_documents_bucket", "statesync_inflight_batches", "statesync_ready", "statesync_mongo_up",
-			"statesync_write_retries_total",
+			"statesync_write_retries_total", "statesync_partition_pauses_total",
 		} {
 			if !strings.Contains(all, s) {
 				t.Errorf("no query contains %q", s)
