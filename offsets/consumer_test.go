@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,6 +276,66 @@ func TestRevokedPartitionsAreFlushedAndCommittedBeforeTheyMove(t *testing.T) {
 		for off := int64(0); off < end; off++ {
 			if !w.has(batch.TopicPartition{Topic: f.topic, Partition: p}, off) {
 				t.Fatalf("partition %d offset %d never written", p, off)
+			}
+		}
+	}
+}
+
+// A regex subscription picks up a topic created after the consumer started,
+// within the refresh interval, and syncs it from its first record.
+func TestARegexSubscriptionPicksUpANewTopic(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	n := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix := "codr.state.regex" + n
+	group := "regex-" + n
+	msgs := func(k int) []testenv.Msg {
+		var out []testenv.Msg
+		for i := 0; i < k; i++ {
+			out = append(out, testenv.Msg{Key: []byte(bson.NewObjectID().Hex()), Value: fmt.Appendf(nil, `{"payload":{"i":%d}}`, i)})
+		}
+		return out
+	}
+	first := prefix + "-a"
+	testenv.CreateTopic(t, brokers, first, 2, nil)
+	testenv.Produce(t, brokers, first, msgs(200))
+
+	w := newMemoryWriter()
+	c, err := New(Options{
+		Kafka: map[string]string{"bootstrap.servers": brokers}, GroupID: group,
+		Subscription:    []string{"^" + strings.ReplaceAll(prefix, ".", `\.`) + "-.*"},
+		RefreshInterval: time.Second,
+		Batch:           batch.Options{MaxDocs: 100, MaxWait: 50 * time.Millisecond}, Concurrency: 2,
+		ShutdownGrace: 10 * time.Second, Log: zaptest.NewLogger(t).Named(group),
+	}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	committedTo := func(topic string) func() bool {
+		ends := testenv.EndOffsets(t, brokers, topic)
+		return func() bool {
+			got := testenv.Committed(t, brokers, group, topic)
+			for p, end := range ends {
+				if got[p] != end {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	testenv.Eventually(t, 60*time.Second, "the first topic committed to its end", committedTo(first))
+
+	second := prefix + "-b"
+	testenv.CreateTopic(t, brokers, second, 2, nil)
+	testenv.Produce(t, brokers, second, msgs(150))
+	testenv.Eventually(t, 60*time.Second, "the topic created after the start committed to its end", committedTo(second))
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for p, end := range testenv.EndOffsets(t, brokers, second) {
+		for off := int64(0); off < end; off++ {
+			if !w.has(batch.TopicPartition{Topic: second, Partition: p}, off) {
+				t.Fatalf("%s[%d] offset %d never written", second, p, off)
 			}
 		}
 	}
