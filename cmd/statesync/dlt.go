@@ -86,7 +86,17 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var matched, replayed, failed int
+	// A key's newest dead letter supersedes its older ones: a state topic
+	// keeps only the last record of a key, and a replayed record that fails
+	// again is dead-lettered anew, so a second replay over the same window
+	// would otherwise send it twice, and an older state after a newer one.
+	type letter struct {
+		m record.Message
+		d record.DeadLetterInfo
+	}
+	var picked []letter
+	newest := map[[2]string]int{} // origin topic, key -> index in picked
+	var matched, replayed, superseded, failed int
 	for _, m := range letters {
 		d, err := record.ParseDeadLetter(m.Key, m.Value, m.Headers)
 		if err != nil {
@@ -98,11 +108,25 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 			continue
 		}
 		matched++
+		picked = append(picked, letter{m, d})
+		k := [2]string{d.Topic, string(d.Key)}
+		if i, ok := newest[k]; !ok || !d.At.Before(picked[i].d.At) {
+			newest[k] = len(picked) - 1
+		}
+	}
+	for i, l := range picked {
+		m, d := l.m, l.d
 		verb := "replay"
 		if *dryRun {
 			verb = "would replay"
 		}
 		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
+		if j := newest[[2]string{d.Topic, string(d.Key)}]; j != i {
+			n := picked[j].m
+			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: superseded by the newer dead letter %s[%d]@%d of key %s\n", m.Topic, m.Partition, m.Offset, n.Topic, n.Partition, n.Offset, d.Key)
+			superseded++
+			continue
+		}
 		if err := apply(ctx, d); err != nil {
 			fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", line, err)
 			failed++
@@ -111,8 +135,8 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, line)
 		replayed++
 	}
-	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d failed%s\n",
-		len(letters), e.cfg.DLTTopic, matched, replayed, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[*dryRun])
+	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d superseded, %d failed%s\n",
+		len(letters), e.cfg.DLTTopic, matched, replayed, superseded, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[*dryRun])
 	if failed > 0 {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d dead letters could not be replayed", failed)}
 	}
