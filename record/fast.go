@@ -654,6 +654,17 @@ func (d *fastDecoder) hex4() (rune, bool) {
 }
 
 // wrapperString reads `"<no escapes>"` after a wrapper key's colon.
+// wrapperInt reads a wrapper's string value as a base-10 integer that fits
+// in bits bits ($numberLong, $numberInt).
+func (d *fastDecoder) wrapperInt(bits int) (int64, bool) {
+	s, ok := d.wrapperString()
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(s), 10, bits)
+	return v, err == nil
+}
+
 func (d *fastDecoder) wrapperString() ([]byte, bool) {
 	return d.plainKey()
 }
@@ -696,12 +707,8 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 			if !ok || string(k) != "$numberLong" || !d.expect(':') {
 				return 0, false
 			}
-			s, ok := d.wrapperString()
-			if !ok {
-				return 0, false
-			}
-			v, err := strconv.ParseInt(string(s), 10, 64)
-			if err != nil || !d.expect('}') {
+			v, ok := d.wrapperInt(64)
+			if !ok || !d.expect('}') {
 				return 0, false
 			}
 			ms = v
@@ -711,23 +718,15 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(ms))
 		t = bson.TypeDateTime
 	case "$numberLong":
-		s, ok := d.wrapperString()
+		v, ok := d.wrapperInt(64)
 		if !ok {
-			return 0, false
-		}
-		v, err := strconv.ParseInt(string(s), 10, 64)
-		if err != nil {
 			return 0, false
 		}
 		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(v))
 		t = bson.TypeInt64
 	case "$numberInt":
-		s, ok := d.wrapperString()
+		v, ok := d.wrapperInt(32)
 		if !ok {
-			return 0, false
-		}
-		v, err := strconv.ParseInt(string(s), 10, 32)
-		if err != nil {
 			return 0, false
 		}
 		d.out = binary.LittleEndian.AppendUint32(d.out, uint32(int32(v)))
