@@ -131,11 +131,24 @@ func withSync(r *record.Record) bson.Raw {
 	return bson.Raw(out)
 }
 
-func connect(uri string) (*mongo.Client, error) {
-	return mongo.Connect(options.Client().ApplyURI(uri).
+// mongoFlags are the --uri and --db flags of the subcommands that use MongoDB.
+type mongoFlags struct{ uri, db *string }
+
+func (m *mongoFlags) register(fs *flag.FlagSet) {
+	m.uri = fs.String("uri", "", "MongoDB URI")
+	m.db = fs.String("db", "bench", "database")
+}
+
+// open connects to --uri and returns the --db database and a func that disconnects.
+func (m *mongoFlags) open() (*mongo.Database, func(), error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(*m.uri).
 		SetWriteConcern(writeconcern.Majority()).SetRetryWrites(true).
 		SetServerSelectionTimeout(10 * time.Second).SetConnectTimeout(5 * time.Second).
 		SetMaxPoolSize(200))
+	if err != nil {
+		return nil, nil, err
+	}
+	return client.Database(*m.db), func() { _ = client.Disconnect(context.Background()) }, nil
 }
 
 func ints(s string) ([]int, error) {
@@ -175,8 +188,8 @@ func cmdCeiling(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ceiling", flag.ContinueOnError)
 	var d dataFlags
 	d.register(fs)
-	uri := fs.String("uri", "", "MongoDB URI")
-	db := fs.String("db", "bench", "database")
+	var mf mongoFlags
+	mf.register(fs)
 	coll := fs.String("coll", "", "collection (dropped first)")
 	bulks := fs.String("bulk", "40", "bulk sizes to try, comma-separated")
 	concs := fs.String("conc", "1,2,4,8", "concurrencies to try, comma-separated")
@@ -195,18 +208,18 @@ func cmdCeiling(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *uri == "" || *coll == "" || d.n <= 0 {
+	if *mf.uri == "" || *coll == "" || d.n <= 0 {
 		return errors.New("--uri, --coll and --n are required")
 	}
 	if d.topic == "" {
 		d.topic = "codr.state." + *coll
 	}
-	client, err := connect(*uri)
+	db, closeDB, err := mf.open()
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
-	c := client.Database(*db).Collection(*coll)
+	defer closeDB()
+	c := db.Collection(*coll)
 
 	// Build every document before the clock starts.
 	t0 := time.Now()
@@ -489,8 +502,8 @@ func cmdAwaitConnect(ctx context.Context, args []string) error {
 	brokers := fs.String("brokers", "", "bootstrap servers")
 	topic := fs.String("topic", "", "topic")
 	group := fs.String("group", "", "the connector's consumer group (connect-<name>)")
-	uri := fs.String("uri", "", "MongoDB URI")
-	db := fs.String("db", "bench", "database")
+	var mf mongoFlags
+	mf.register(fs)
 	coll := fs.String("coll", "", "collection")
 	wantCount := fs.Int64("want-count", 0, "documents expected at the end")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
@@ -498,12 +511,12 @@ func cmdAwaitConnect(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client, err := connect(*uri)
+	db, closeDB, err := mf.open()
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
-	c := client.Database(*db).Collection(*coll)
+	defer closeDB()
+	c := db.Collection(*coll)
 	kc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": *brokers, "group.id": *group, "enable.auto.commit": false})
 	if err != nil {
 		return err
@@ -586,20 +599,20 @@ func cmdVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var d dataFlags
 	d.register(fs)
-	uri := fs.String("uri", "", "MongoDB URI")
-	db := fs.String("db", "bench", "database")
+	var mf mongoFlags
+	mf.register(fs)
 	coll := fs.String("coll", "", "collection")
 	samples := fs.Int("samples", 200, "documents compared field by field")
 	syncField := fs.String("sync-field", "_sync", "metadata field ignored in the comparison (\"\" none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client, err := connect(*uri)
+	db, closeDB, err := mf.open()
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
-	c := client.Database(*db).Collection(*coll)
+	defer closeDB()
+	c := db.Collection(*coll)
 	k := d.distinct()
 	n, err := c.CountDocuments(ctx, bson.D{})
 	if err != nil {
@@ -677,18 +690,18 @@ func compareDocs(want, got bson.Raw, syncField string) string {
 
 func cmdDrop(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("drop", flag.ContinueOnError)
-	uri := fs.String("uri", "", "MongoDB URI")
-	db := fs.String("db", "bench", "database")
+	var mf mongoFlags
+	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client, err := connect(*uri)
+	db, closeDB, err := mf.open()
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
+	defer closeDB()
 	for _, coll := range fs.Args() {
-		if err := client.Database(*db).Collection(coll).Drop(ctx); err != nil {
+		if err := db.Collection(coll).Drop(ctx); err != nil {
 			return fmt.Errorf("drop %s: %w", coll, err)
 		}
 	}
@@ -697,20 +710,20 @@ func cmdDrop(ctx context.Context, args []string) error {
 
 func cmdCount(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("count", flag.ContinueOnError)
-	uri := fs.String("uri", "", "MongoDB URI")
-	db := fs.String("db", "bench", "database")
+	var mf mongoFlags
+	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client, err := connect(*uri)
+	db, closeDB, err := mf.open()
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
+	defer closeDB()
 	names := fs.Args()
 	sort.Strings(names)
 	for _, coll := range names {
-		n, err := client.Database(*db).Collection(coll).CountDocuments(ctx, bson.D{})
+		n, err := db.Collection(coll).CountDocuments(ctx, bson.D{})
 		if err != nil {
 			return err
 		}
