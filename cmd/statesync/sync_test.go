@@ -12,7 +12,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codr/statesync/config"
 	"github.com/codr/statesync/record"
@@ -40,17 +39,7 @@ func newPipeline(t *testing.T, partitions int) *pipeline {
 	p.group = "it-" + n
 	testenv.CreateTopic(t, p.brokers, p.topic, partitions, map[string]string{"cleanup.policy": "compact"})
 	testenv.CreateTopic(t, p.brokers, p.dlt, 1, nil)
-	c, err := mongo.Connect(options.Client().ApplyURI(p.uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mongo = c
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = c.Database(p.db).Drop(ctx)
-		_ = c.Disconnect(ctx)
-	})
+	p.mongo = testenv.ThrowawayDatabase(t, p.uri, p.db)
 	return p
 }
 

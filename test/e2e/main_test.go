@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codr/statesync/test/testenv"
 )
@@ -137,17 +136,7 @@ func newScenario(t *testing.T, partitions int, topicConfig map[string]string) *s
 		dltCfg["max.message.bytes"] = v
 	}
 	testenv.CreateTopic(t, s.brokers, s.dlt, 1, dltCfg)
-	c, err := mongo.Connect(options.Client().ApplyURI(s.uri).SetTimeout(30 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mongo = c
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = c.Database(s.db).Drop(ctx)
-		_ = c.Disconnect(ctx)
-	})
+	s.mongo = testenv.ThrowawayDatabase(t, s.uri, s.db)
 	s.env = map[string]string{
 		"STATESYNC_KAFKA_BROKERS":  s.brokers,
 		"STATESYNC_KAFKA_GROUP_ID": s.group,
