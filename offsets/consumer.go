@@ -200,7 +200,7 @@ loop:
 			}
 			if time.Since(blockedSince) < pauseAfter {
 				if c.waitCompletion(blockedWait) {
-					blockedSince = time.Now()
+					blockedSince = time.Time{} // writes are moving
 				}
 			} else {
 				c.pauseBlocked()
@@ -394,9 +394,7 @@ func (c *Consumer) dispatch() {
 		p.queue = p.queue[1:]
 		p.writing = b
 		c.inflight++
-		if p.paused && len(p.queue) < maxQueuedBatches {
-			c.resume(p) // its closed batch is on its way: read on while it is written
-		}
+		c.resumeIfRoom(p) // its closed batch is on its way: read on while it is written
 		if c.o.Metrics != nil {
 			c.o.Metrics.InFlight.Set(float64(c.inflight))
 		}
@@ -445,9 +443,7 @@ func (c *Consumer) complete(cp completion) {
 	if len(p.queue) > 0 {
 		c.waiting = append(c.waiting, p.tp)
 	}
-	if p.paused && len(p.queue) < maxQueuedBatches {
-		c.resume(p)
-	}
+	c.resumeIfRoom(p)
 }
 
 func (c *Consumer) store(p *partition, next int64, records int) {
@@ -502,6 +498,14 @@ func (c *Consumer) pauseBlocked() {
 			c.log.Info("partition paused: its writes are behind", zap.String("topic", p.tp.Topic),
 				zap.Int32("partition", p.tp.Partition), zap.Int("queued_batches", len(p.queue)))
 		}
+	}
+}
+
+// resumeIfRoom resumes p if it was paused and no longer holds
+// maxQueuedBatches closed batches.
+func (c *Consumer) resumeIfRoom(p *partition) {
+	if len(p.queue) < maxQueuedBatches {
+		c.resume(p)
 	}
 }
 
