@@ -120,6 +120,17 @@ type Result struct {
 	Rejected []Rejection // records MongoDB refused for good
 }
 
+// add counts part, the result of writing the records from offset on, into r.
+func (r *Result) add(part Result, offset int) {
+	r.Upserted += part.Upserted
+	r.Deleted += part.Deleted
+	r.Skipped += part.Skipped
+	for _, rj := range part.Rejected {
+		rj.Index += offset
+		r.Rejected = append(r.Rejected, rj)
+	}
+}
+
 // Rejection is a record that can never be written as it is.
 type Rejection struct {
 	Index int // into the records passed to Write
@@ -179,13 +190,7 @@ func (s *Sink) Write(ctx context.Context, collection string, recs []record.Recor
 		if errs[i] != nil {
 			return Result{}, errs[i]
 		}
-		res.Upserted += part.Upserted
-		res.Deleted += part.Deleted
-		res.Skipped += part.Skipped
-		for _, rj := range part.Rejected {
-			rj.Index += i * chunk
-			res.Rejected = append(res.Rejected, rj)
-		}
+		res.add(part, i*chunk)
 	}
 	return res, nil
 }
@@ -278,12 +283,7 @@ func (s *Sink) writeEach(ctx context.Context, collection string, recs []record.R
 		if err != nil {
 			return Result{}, err
 		}
-		res.Upserted += one.Upserted
-		res.Skipped += one.Skipped
-		for _, rj := range one.Rejected {
-			rj.Index = i
-			res.Rejected = append(res.Rejected, rj)
-		}
+		res.add(one, i)
 	}
 	return res, nil
 }
