@@ -196,7 +196,6 @@ func cmdCeiling(ctx context.Context, args []string) error {
 	sweepN := fs.Int("sweep-n", 0, "records per sweep trial (0: no sweep when one combination, else min(n, 10000))")
 	partitions := fs.Int("partitions", 4, "partitions the sync metadata pretends the records came from")
 	maxInflight := fs.Int("max-inflight", 0, "skip combinations with bulk x conc above this (FerretDB 1.x: its PG pool, 150)")
-	serverPID := fs.Int("server-pid", 0, "report the CPU seconds this process (the database server) spends during the final run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -301,38 +300,12 @@ func cmdCeiling(ctx context.Context, args []string) error {
 		}
 	}
 	start := time.Now()
-	cpu0 := processCPU(*serverPID)
 	rate, err := run(d.n, bestB, bestC)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("RESULT kind=ceiling records=%d bulk=%d conc=%d elapsed_s=%.3f rate=%.0f server_cpu_s=%.1f\n",
-		d.n, bestB, bestC, time.Since(start).Seconds(), rate, processCPU(*serverPID)-cpu0)
+	fmt.Printf("RESULT kind=ceiling records=%d bulk=%d conc=%d elapsed_s=%.3f rate=%.0f\n", d.n, bestB, bestC, time.Since(start).Seconds(), rate)
 	return nil
-}
-
-// processCPU is the user+system CPU seconds of process pid so far (0 for pid 0
-// or when it cannot be read). Clock ticks are 100 per second on Linux.
-func processCPU(pid int) float64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / 100
 }
 
 // ---------------------------------------------------------------------------
