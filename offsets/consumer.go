@@ -543,7 +543,7 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.parts[tp] = p
 		}
 		c.status.Assigned.Store(int64(len(c.parts)))
-		c.startUncommittedAtLow(kc, e.Partitions)
+		c.startAt(kc, e.Partitions)
 		if err := kc.IncrementalAssign(e.Partitions); err != nil {
 			return err
 		}
@@ -560,11 +560,12 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 	return nil
 }
 
-// startUncommittedAtLow sets an import's partitions that have no committed
-// offset to start at their low watermark, already queried: left to
-// auto.offset.reset, librdkafka looks the offset up again after a fixed
-// 100 ms timer, before the first fetch.
-func (c *Consumer) startUncommittedAtLow(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
+// startAt gives an import's partitions their start offsets: the committed
+// one, or else the low watermark already queried. Left to auto.offset.reset,
+// librdkafka would look the offset up again after a fixed 100 ms timer,
+// before the first fetch; given every start, it does not fetch the
+// committed offsets a second time either.
+func (c *Consumer) startAt(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	if !c.o.StopAtEnd || !c.fromEarliest {
 		return
 	}
@@ -574,7 +575,10 @@ func (c *Consumer) startUncommittedAtLow(kc *kafka.Consumer, ktps []kafka.TopicP
 	}
 	for i, ktp := range committed {
 		p := c.parts[batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
-		if ktp.Offset < 0 && p != nil && p.end >= 0 {
+		switch {
+		case ktp.Offset >= 0:
+			ktps[i].Offset = ktp.Offset
+		case p != nil && p.end >= 0:
 			ktps[i].Offset = kafka.Offset(p.low)
 		}
 	}
