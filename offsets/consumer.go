@@ -447,12 +447,11 @@ func (c *Consumer) complete(cp completion) {
 }
 
 func (c *Consumer) store(p *partition, next int64, records int) {
-	topic := p.tp.Topic
-	_, err := c.c.StoreOffsets([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(next)}})
+	_, err := c.c.StoreOffsets([]kafka.TopicPartition{p.kafkaTP(kafka.Offset(next))})
 	if err != nil {
 		// Storing for a partition that is no longer assigned fails with a
 		// state error: that is the fence working, not a crash.
-		c.log.Warn("store offset refused", zap.String("topic", topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
+		c.log.Warn("store offset refused", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
 		return
 	}
 	p.stored = next
@@ -464,26 +463,36 @@ func (c *Consumer) store(p *partition, next int64, records int) {
 // abandoned: Pause, Seek, Resume (Resume alone would continue after the
 // last delivered message).
 func (c *Consumer) seekBack(p *partition, offset int64) {
-	topic := p.tp.Topic
-	tp := kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(offset)}
 	c.pause(p)
-	if err := c.c.Seek(tp, 0); err != nil {
-		c.log.Error("seek back failed", zap.String("topic", topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
+	if err := c.c.Seek(p.kafkaTP(kafka.Offset(offset)), 0); err != nil {
+		c.log.Error("seek back failed", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
 	}
 	p.next = offset
 	c.resume(p)
 }
 
-func (c *Consumer) pause(p *partition) {
-	if p.paused {
+func (c *Consumer) pause(p *partition)  { c.setPaused(p, true) }
+func (c *Consumer) resume(p *partition) { c.setPaused(p, false) }
+
+func (c *Consumer) setPaused(p *partition, paused bool) {
+	if p.paused == paused {
 		return
 	}
+	op, verb := c.c.Resume, "resume"
+	if paused {
+		op, verb = c.c.Pause, "pause"
+	}
+	if err := op([]kafka.TopicPartition{p.kafkaTP(0)}); err != nil { // the offset is not used
+		c.log.Warn(verb+" failed", zap.Error(err))
+		return
+	}
+	p.paused = paused
+}
+
+// kafkaTP is p's partition in librdkafka's terms, at offset.
+func (p *partition) kafkaTP(offset kafka.Offset) kafka.TopicPartition {
 	topic := p.tp.Topic
-	if err := c.c.Pause([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition}}); err != nil {
-		c.log.Warn("pause failed", zap.Error(err))
-		return
-	}
-	p.paused = true
+	return kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: offset}
 }
 
 // pauseBlocked pauses the partitions that block polling, so the others go on.
@@ -507,18 +516,6 @@ func (c *Consumer) resumeIfRoom(p *partition) {
 	if len(p.queue) < maxQueuedBatches {
 		c.resume(p)
 	}
-}
-
-func (c *Consumer) resume(p *partition) {
-	if !p.paused {
-		return
-	}
-	topic := p.tp.Topic
-	if err := c.c.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.tp.Partition}}); err != nil {
-		c.log.Warn("resume failed", zap.Error(err))
-		return
-	}
-	p.paused = false
 }
 
 // rebalance runs inside Poll.
@@ -613,8 +610,7 @@ func (c *Consumer) release(ktps []kafka.TopicPartition, lost bool) {
 	var commit []kafka.TopicPartition
 	for _, p := range ps {
 		if p.stored >= 0 {
-			topic := p.tp.Topic
-			commit = append(commit, kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: kafka.Offset(p.stored)})
+			commit = append(commit, p.kafkaTP(kafka.Offset(p.stored)))
 		}
 		p.cancel()
 		delete(c.parts, p.tp)
