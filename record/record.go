@@ -35,7 +35,26 @@ type Record struct {
 	Doc         bson.Raw      // payload with _id = ID; nil for a tombstone
 	TraceID     string        // IMessage header traceId, "" when absent
 	ProcessedAt time.Time     // IMessage header processedAt, zero when absent
+
+	// guard overrides ProcessedAt as the stale-write guard's threshold when
+	// guardSet (a batch's collapse of several records of one key; see batch).
+	guard    time.Time
+	guardSet bool
 }
+
+// GuardAt is the stale-write guard's threshold for writing r: the write
+// applies only over a stored document whose processedAt is not after it.
+// Zero means unguarded: the write applies whatever is stored. It is
+// ProcessedAt unless SetGuard changed it.
+func (r *Record) GuardAt() time.Time {
+	if r.guardSet {
+		return r.guard
+	}
+	return r.ProcessedAt
+}
+
+// SetGuard sets the threshold GuardAt returns (zero: unguarded).
+func (r *Record) SetGuard(t time.Time) { r.guard, r.guardSet = t, true }
 
 // Error classes of records that can never be written as they are. They are
 // the error.class header of a dead letter.
