@@ -1,7 +1,8 @@
 // Package batch accumulates decoded state records per partition into batches
 // that cover a contiguous offset range, collapsing several records of one
-// entity to the last one (DESIGN "Write semantics"). It is pure and
-// synchronous: the caller passes the clock.
+// entity to one write that leaves the database as writing them one by one in
+// offset order would (see Accumulator.Add). It is pure and synchronous: the
+// caller passes the clock.
 package batch
 
 import (
@@ -29,6 +30,11 @@ type Options struct {
 	MaxDocs  int           // distinct documents per batch; 0 means DefaultMaxDocs
 	MaxBytes int           // sum of key and value lengths; 0 means DefaultMaxBytes
 	MaxWait  time.Duration // age at which a batch is due
+	// StaleGuard says the writer guards upserts and deletes that carry a
+	// processedAt (sink.Options.StaleGuard with a sync field): the collapse
+	// then keeps what applying the key's records one by one with the guard
+	// would leave, not simply the last record.
+	StaleGuard bool
 }
 
 // TopicPartition names one partition.
@@ -62,6 +68,7 @@ type Batch struct {
 type Accumulator struct {
 	maxDocs, maxConsumed, maxBytes int
 	maxWait                        time.Duration
+	guard                          bool
 	parts                          map[TopicPartition]*partition
 }
 
@@ -88,6 +95,7 @@ func New(o Options) *Accumulator {
 		maxConsumed: 4 * o.MaxDocs,
 		maxBytes:    o.MaxBytes,
 		maxWait:     o.MaxWait,
+		guard:       o.StaleGuard,
 		parts:       make(map[TopicPartition]*partition),
 	}
 }
@@ -101,17 +109,58 @@ func New(o Options) *Accumulator {
 // once, and each batch stays contiguous. If that new one-record batch is
 // already full (MaxDocs 1), it is returned by the next Add, Due, Take or
 // TakeAll. Drop the partition first to forget the open batch instead.
+//
+// Several records of one ID collapse to one write whose result is what
+// writing them one by one, in offset order, would leave, whatever was stored
+// before. Without the stale guard that is the last record. With it, a record
+// applies over a stored document whose processedAt is not after its own
+// (a record without processedAt always applies, a tombstone leaves nothing to
+// guard), so the kept write is the record the one-by-one sequence ends with
+// when its first record applies, guarded by the latest processedAt of the
+// sequence (unguarded if any record has none): if the stored document is newer
+// than all of them, none of them would apply; otherwise the first record whose
+// processedAt is not before the stored one applies, and every record that
+// raised the maximum after it applies too, so the sequence ends as if its
+// first record had applied. An older record after a newer one loses, as it
+// would one by one, tombstones included.
 func (a *Accumulator) Add(r record.Record, now time.Time) *Batch {
 	p, out := a.prepare(r.Msg, now)
 	b := p.b
-	if _, ok := p.index[r.ID]; ok {
+	if i, ok := p.index[r.ID]; ok {
+		b.Collapsed++
+		kept := &p.records[i]
+		guard := maxGuard(kept.GuardAt(), r.GuardAt())
+		if a.guard && !appliesAfter(kept, &r) {
+			kept.SetGuard(guard)
+			return a.afterAdd(p, out)
+		}
+		r.SetGuard(guard)
 		// The older record's slot becomes a hole and the new one goes to
 		// the end, so Records stay ordered by the offsets of kept records.
-		b.Collapsed++
 	}
 	p.index[r.ID] = len(p.records)
 	p.records = append(p.records, r)
 	return a.afterAdd(p, out)
+}
+
+// appliesAfter reports whether the guard lets next replace what prev left:
+// prev's processedAt is stored only when prev is a guarded upsert.
+func appliesAfter(prev, next *record.Record) bool {
+	if next.ProcessedAt.IsZero() || prev.Tombstone || prev.ProcessedAt.IsZero() {
+		return true
+	}
+	return !prev.ProcessedAt.After(next.ProcessedAt)
+}
+
+// maxGuard is the later of two guard thresholds, zero (unguarded) if either is.
+func maxGuard(x, y time.Time) time.Time {
+	if x.IsZero() || y.IsZero() {
+		return time.Time{}
+	}
+	if y.After(x) {
+		return y
+	}
+	return x
 }
 
 // AddPoison adds a poison message; see Add for offsets and the result.

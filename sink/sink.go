@@ -312,7 +312,7 @@ func (s *Sink) countFencedDeletes(recs []record.Record, deleted int) int {
 }
 
 func (s *Sink) guarded(r *record.Record) bool {
-	return s.opts.StaleGuard && s.opts.SyncField != "" && !r.ProcessedAt.IsZero()
+	return s.opts.StaleGuard && s.opts.SyncField != "" && !r.GuardAt().IsZero()
 }
 
 func (s *Sink) filter(r *record.Record) bson.D {
@@ -320,7 +320,7 @@ func (s *Sink) filter(r *record.Record) bson.D {
 	if s.guarded(r) {
 		// $not/$gt also matches documents without the field (written before
 		// the guard, or by something else): only a stored newer time fences.
-		f = append(f, bson.E{Key: s.opts.SyncField + ".processedAt", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(r.ProcessedAt)}}}}})
+		f = append(f, bson.E{Key: s.opts.SyncField + ".processedAt", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(r.GuardAt())}}}}})
 	}
 	return f
 }

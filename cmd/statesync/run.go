@@ -110,7 +110,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	consumer, err := offsets.New(offsets.Options{
 		Kafka: cfg.KafkaConfig(), GroupID: cfg.KafkaGroupID, Subscription: sel.Subscription(),
 		RefreshInterval: cfg.TopicRefreshInterval,
-		Batch:           batch.Options{MaxDocs: cfg.BatchMaxDocs, MaxBytes: cfg.BatchMaxBytes, MaxWait: cfg.BatchMaxWait},
+		Batch:           batch.Options{MaxDocs: cfg.BatchMaxDocs, MaxBytes: cfg.BatchMaxBytes, MaxWait: cfg.BatchMaxWait, StaleGuard: cfg.StaleGuard},
 		Concurrency:     cfg.WriteConcurrency,
 		Decode:          record.DecodeOptions{},
 		ShutdownGrace:   cfg.ShutdownGrace,
