@@ -42,8 +42,11 @@ const (
 // *PoisonError: the message can never be written as it is.
 //
 // Rules (DESIGN "Wire format"):
-//   - The Kafka key must be 24 hex characters: it becomes Record.ID and the
-//     document's _id (always the first field, ObjectId type).
+//   - The Kafka key must be 24 lower-case hex characters (parseKey): it
+//     becomes Record.ID and the document's _id (always the first field,
+//     ObjectId type). A payload _id or id may spell the ObjectId in either
+//     case, as {"$oid": ...} does: only the Kafka key's bytes identify the
+//     entity to Kafka.
 //   - A nil value is a tombstone. An empty non-nil value is invalid JSON.
 //   - The value is either the record alone {"payload": {...}} or the envelope
 //     {"headers": {...}, "record": {"payload": {...}}}: a top-level "record"
@@ -98,17 +101,34 @@ func poison(class, format string, args ...any) *PoisonError {
 	return &PoisonError{Class: class, Err: fmt.Errorf(format, args...)}
 }
 
+// parseKey reads a Kafka key: the entity ObjectId as 24 lower-case hex
+// characters. Kafka partitions and compacts by the raw key bytes, so an
+// upper-case (or mixed-case) spelling of an ObjectId is a different key: the
+// same entity could then sit in two partitions, with no order between its
+// records, and survive compaction twice. It is ClassInvalidKey, never the
+// same _id.
 func parseKey(key []byte) (bson.ObjectID, error) {
 	var id bson.ObjectID
-	if len(key) != 24 {
-		if len(key) == 0 {
-			return id, poison(ClassInvalidKey, "missing key: want the entity ObjectId as 24 hex characters")
+	if len(key) == 0 {
+		return id, poison(ClassInvalidKey, "missing key: keys must be 24 lower-case hex characters (the entity ObjectId)")
+	}
+	hexDigits, upper := len(key) == 24, false
+	for _, c := range key {
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		case 'A' <= c && c <= 'F':
+			upper = true
+		default:
+			hexDigits = false
 		}
-		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: want 24 hex characters", truncate(key, 64))
 	}
-	if _, err := hex.Decode(id[:], key); err != nil {
-		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: want 24 hex characters", truncate(key, 64))
+	if !hexDigits {
+		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: keys must be 24 lower-case hex characters", truncate(key, 64))
 	}
+	if upper {
+		return id, poison(ClassInvalidKey, "key %q is not canonical: keys must be 24 lower-case hex characters (Kafka partitions and compacts by the raw key bytes, so it is another key than %s)", key, bytes.ToLower(key))
+	}
+	hex.Decode(id[:], key) // cannot fail: 24 hex digits, checked above
 	return id, nil
 }
 

@@ -265,3 +265,50 @@ func TestFastPathHandlesCommonMessages(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// Keys are canonical (DESIGN "Wire format"): Kafka partitions and compacts by
+// the raw key bytes, so an upper-case spelling of an ObjectId is another key.
+func TestDecodeKeyMustBeCanonical(t *testing.T) {
+	upper := strings.ToUpper(testKey)
+	mixed := strings.ToUpper(testKey[:12]) + testKey[12:]
+	tests := []struct {
+		name, key string
+		value     *string
+		class     string
+		message   string // a substring of the error
+	}{
+		{name: "a lower-case key is the document's _id", key: testKey, value: ptr(`{"payload":{"a":1}}`)},
+		{name: "an upper-case key is an invalid key", key: upper, value: ptr(`{"payload":{"a":1}}`), class: ClassInvalidKey, message: "keys must be 24 lower-case hex characters"},
+		{name: "a mixed-case key is an invalid key", key: mixed, value: ptr(`{"payload":{"a":1}}`), class: ClassInvalidKey, message: "keys must be 24 lower-case hex characters"},
+		{name: "an upper-case key names the canonical spelling it is not", key: upper, value: ptr(`{"payload":{"a":1}}`), class: ClassInvalidKey, message: testKey},
+		{name: "an upper-case key of a tombstone is an invalid key", key: upper, class: ClassInvalidKey, message: "keys must be 24 lower-case hex characters"},
+		{name: "an upper-case key with a matching upper-case payload _id is still an invalid key", key: upper, value: ptr(`{"payload":{"_id":"` + upper + `"}}`), class: ClassInvalidKey},
+		{name: "a key that is not hex says what a key must be", key: "zzzzzzzzzzzzzzzzzzzzzzzz", value: ptr(`{"payload":{}}`), class: ClassInvalidKey, message: "keys must be 24 lower-case hex characters"},
+		{name: "a missing key says what a key must be", key: "", value: ptr(`{"payload":{}}`), class: ClassInvalidKey, message: "24 lower-case hex characters"},
+		{name: "an id mismatch names the key as it is on the wire", key: testKey, value: ptr(`{"payload":{"_id":{"$oid":"000000000000000000000000"}}}`), class: ClassIDMismatch, message: testKey},
+		{name: "an id-field mismatch names the key as it is on the wire", key: testKey, value: ptr(`{"payload":{"id":"000000000000000000000000"}}`), class: ClassIDMismatch, message: testKey},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Message{Key: []byte(tc.key)}
+			if tc.value != nil {
+				m.Value = []byte(*tc.value)
+			}
+			for _, ref := range []bool{false, true} {
+				r, err := Decode(m, DecodeOptions{Reference: ref})
+				if class(err) != tc.class {
+					t.Fatalf("reference=%v: error %v, want class %q", ref, err, tc.class)
+				}
+				if err != nil {
+					if !strings.Contains(err.Error(), tc.message) {
+						t.Errorf("reference=%v: error %q does not say %q", ref, err, tc.message)
+					}
+					continue
+				}
+				if r.ID.Hex() != tc.key {
+					t.Errorf("reference=%v: ID %s, want %s", ref, r.ID.Hex(), tc.key)
+				}
+			}
+		})
+	}
+}
