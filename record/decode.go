@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -59,6 +61,16 @@ const (
 //     the JSON. A non-string envelope traceId is ignored. A processedAt that is
 //     present but unparseable is ClassInvalidPayload: ignoring it would
 //     silently switch off the stale-write guard for that record.
+//   - Header values are bytes to Kafka but strings to MongoDB. A Kafka traceId
+//     that is not valid UTF-8 has each run of invalid bytes replaced by U+FFFD
+//     (strings.ToValidUTF8): _sync.traceId is always a valid BSON string, and
+//     the record is still written (a trace id is diagnostic; dead-lettering
+//     the entity over it would hold back its state for nothing). A processedAt
+//     that is not UTF-8 cannot be a date: ClassInvalidPayload, like any
+//     unparseable processedAt. Decode does not read the key header (the Kafka
+//     key is the _id). The envelope's headers are inside the value, which must
+//     be UTF-8 (else ClassInvalidJSON); their escapes decode as encoding/json
+//     does (a lone surrogate is U+FFFD).
 //   - The payload is MongoDB Extended JSON (relaxed or canonical), decoded with
 //     bson.UnmarshalExtJSON semantics. A field name starting with '$' that is
 //     not an extended-JSON wrapper, at any depth, is ClassInvalidPayload.
@@ -157,7 +169,7 @@ func lastHeader(hs []Header, key string) ([]byte, bool) {
 
 func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt time.Time, err error) {
 	if v, ok := lastHeader(hs, HeaderTraceID); ok {
-		traceID = string(v)
+		traceID = validUTF8(v)
 	} else if env.traceID != nil {
 		traceID = jsonStringOrEmpty(env.traceID)
 	}
@@ -170,6 +182,32 @@ func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt ti
 		return "", time.Time{}, &PoisonError{Class: ClassInvalidPayload, Err: err}
 	}
 	return traceID, processedAt, nil
+}
+
+// validUTF8 returns b as a string, each run of bytes that is not UTF-8
+// replaced by U+FFFD.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// clip returns at most the first n bytes of b as valid UTF-8, for error
+// messages: it cuts at a rune boundary and replaces invalid bytes by U+FFFD.
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					b = b[:i] // a rune cut in two
+				}
+				break
+			}
+		}
+	}
+	return validUTF8(b)
 }
 
 func jsonStringOrEmpty(raw []byte) string {
@@ -203,7 +241,7 @@ func parseProcessedAtHeader(v []byte) (time.Time, error) {
 // (absent), or {"$date": <ISO string | {"$numberLong": "ms"} | ms number>}.
 func parseProcessedAtJSON(raw []byte) (time.Time, error) {
 	bad := func() (time.Time, error) {
-		return time.Time{}, fmt.Errorf("header processedAt %s is not an ISO-8601 date (want RFC 3339, e.g. \"2024-05-01T12:00:00.000Z\", or {\"$date\": ...})", truncate(raw, 64))
+		return time.Time{}, fmt.Errorf("header processedAt %s is not an ISO-8601 date (want RFC 3339, e.g. \"2024-05-01T12:00:00.000Z\", or {\"$date\": ...})", clip(raw, 64))
 	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -307,6 +308,55 @@ func TestDecodeKeyMustBeCanonical(t *testing.T) {
 				}
 				if r.ID.Hex() != tc.key {
 					t.Errorf("reference=%v: ID %s, want %s", ref, r.ID.Hex(), tc.key)
+				}
+			}
+		})
+	}
+}
+
+// Header values that are not UTF-8 never reach MongoDB as invalid BSON
+// strings (the sink writes TraceID into _sync.traceId).
+func TestDecodeHeaderValuesAreUTF8(t *testing.T) {
+	rec := `{"payload":{"a":1}}`
+	tests := []struct {
+		name    string
+		value   *string
+		headers []Header
+		trace   string
+		class   string
+	}{
+		{name: "a traceId header that is UTF-8 is kept byte for byte", value: &rec, headers: []Header{{HeaderTraceID, []byte("tr\u00e9-1")}}, trace: "tr\u00e9-1"},
+		{name: "invalid bytes in a traceId header become U+FFFD", value: &rec, headers: []Header{{HeaderTraceID, []byte("t-\xff-1")}}, trace: "t-\uFFFD-1"},
+		{name: "a run of invalid bytes in a traceId header becomes one U+FFFD", value: &rec, headers: []Header{{HeaderTraceID, []byte("t-\xc3\x28\xff\xfe")}}, trace: "t-\uFFFD(\uFFFD"},
+		{name: "a truncated rune at the end of a traceId header becomes U+FFFD", value: &rec, headers: []Header{{HeaderTraceID, []byte("t-\xe2\x82")}}, trace: "t-\uFFFD"},
+		{name: "a tombstone's traceId header is made UTF-8 too", headers: []Header{{HeaderTraceID, []byte("\xff")}}, trace: "\uFFFD"},
+		{name: "a Kafka traceId that is not UTF-8 still wins over the envelope's", value: ptr(`{"headers":{"traceId":"env"},"record":{"payload":{"a":1}}}`), headers: []Header{{HeaderTraceID, []byte("\xffk")}}, trace: "\uFFFDk"},
+		{name: "an envelope traceId with a lone surrogate escape becomes U+FFFD", value: ptr(`{"headers":{"traceId":"t-\ud800"},"record":{"payload":{"a":1}}}`), trace: "t-\uFFFD"},
+		{name: "an envelope header that is not UTF-8 makes the value invalid JSON", value: ptr("{\"headers\":{\"traceId\":\"t-\xff\"},\"record\":{\"payload\":{\"a\":1}}}"), class: ClassInvalidJSON},
+		{name: "a processedAt header that is not UTF-8 is unparseable, so invalid-payload", value: &rec, headers: []Header{{HeaderProcessedAt, []byte("2024-05-01T12:00:00Z\xff")}}, class: ClassInvalidPayload},
+		{name: "a processedAt header of extended JSON that is not UTF-8 is invalid-payload", value: &rec, headers: []Header{{HeaderProcessedAt, []byte("{\"$date\":\"2024-05-01T12:00:00Z\xff\"}")}}, class: ClassInvalidPayload},
+		{name: "an unparseable processedAt cut mid-rune in the error message leaves it UTF-8", value: &rec, headers: []Header{{HeaderProcessedAt, []byte(`{"$date":"x` + strings.Repeat("\u00e9", 40) + `"}`)}}, class: ClassInvalidPayload},
+		{name: "a key header that is not UTF-8 is not read by Decode", value: &rec, headers: []Header{{HeaderKey, []byte("\xff")}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Message{Key: []byte(testKey), Headers: tc.headers}
+			if tc.value != nil {
+				m.Value = []byte(*tc.value)
+			}
+			for _, ref := range []bool{false, true} {
+				r, err := Decode(m, DecodeOptions{Reference: ref})
+				if class(err) != tc.class {
+					t.Fatalf("reference=%v: error %v, want class %q", ref, err, tc.class)
+				}
+				if err != nil {
+					if !utf8.ValidString(err.Error()) {
+						t.Errorf("reference=%v: error message %q is not UTF-8", ref, err)
+					}
+					continue
+				}
+				if r.TraceID != tc.trace || !utf8.ValidString(r.TraceID) {
+					t.Errorf("reference=%v: TraceID %q, want %q", ref, r.TraceID, tc.trace)
 				}
 			}
 		})

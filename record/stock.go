@@ -70,7 +70,7 @@ func decodeStock(value []byte, id bson.ObjectID, maxDoc int) ([]byte, envHeaders
 		case "_id":
 			sawID = true
 			if !idMatches(v.Type, v.Value, id) {
-				return nil, env, poison(ClassIDMismatch, "payload _id %s disagrees with the key %s", truncate([]byte(v.String()), 64), id.Hex())
+				return nil, env, poison(ClassIDMismatch, "payload _id %s disagrees with the key %s", clip([]byte(v.String()), 64), id.Hex())
 			}
 		case "id":
 			if isObjectIDLike(v.Type, v.Value) && !idMatches(v.Type, v.Value, id) {
