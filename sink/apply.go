@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,15 +23,22 @@ type DeadLetterer interface {
 // BatchWriter is the part of Sink the Applier needs.
 type BatchWriter interface {
 	Write(ctx context.Context, collection string, recs []record.Record) (Result, error)
+	// Canary writes to collection something no record can make fail: it
+	// passes when the collection takes writes at all.
+	Canary(ctx context.Context, collection string) error
 	Ping(ctx context.Context) error
 }
 
 // ApplyOptions configures an Applier.
 type ApplyOptions struct {
-	Collection      func(topic string) string
-	MinBackoff      time.Duration // first retry delay; default 100ms
-	MaxBackoff      time.Duration // cap; default 30s
-	UnwritableAfter int           // failed attempts of one isolated record, MongoDB healthy, before it is dead-lettered; default 5
+	Collection func(topic string) string
+	MinBackoff time.Duration // first retry delay; default 100ms
+	MaxBackoff time.Duration // cap; default 30s
+	// UnwritableAfter is how many times in a row a write must fail while a
+	// canary write to the same collection passes right after each failure
+	// before the batch is split (a single record: dead-lettered as
+	// unwritable); default 5.
+	UnwritableAfter int
 	Log             *zap.Logger
 	Metrics         *metrics.Metrics
 	Health          func(mongoUp bool) // told after every write attempt
@@ -45,9 +51,6 @@ type Applier struct {
 	w   BatchWriter
 	dlt DeadLetterer
 	o   ApplyOptions
-	// lastSuccess is when any write last succeeded (unix nanos): a record
-	// is only unwritable if other writes succeed while it keeps failing.
-	lastSuccess atomic.Int64
 }
 
 // NewApplier builds an Applier.
@@ -82,60 +85,44 @@ type Outcome struct {
 // in MongoDB (or fenced as stale) or acknowledged on the dead-letter topic,
 // so its offsets may be committed. An error means the batch was abandoned
 // (the context ended) and nothing of it may be committed.
+//
+// The good records are written before the poison ones are dead-lettered, so
+// a dead-letter topic that cannot be reached holds back only the commit.
 func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 	var out Outcome
+	if a.o.Metrics != nil && b.Collapsed > 0 {
+		a.o.Metrics.Skipped.WithLabelValues(b.Topic, "collapsed").Add(float64(b.Collapsed))
+	}
+	if err := a.write(ctx, b.Topic, b.Records, &out, a.o.UnwritableAfter); err != nil {
+		return out, err
+	}
 	for _, p := range b.Poison {
 		if err := a.deadLetter(ctx, p.Msg, p.Err); err != nil {
 			return out, err
 		}
 		out.DeadLettered++
 	}
-	if a.o.Metrics != nil && b.Collapsed > 0 {
-		a.o.Metrics.Skipped.WithLabelValues(b.Topic, "collapsed").Add(float64(b.Collapsed))
-	}
-	var since int64
-	unresolved, err := a.write(ctx, b.Topic, b.Records, &out, true, &since)
-	// Records that kept failing alone while no other write succeeded are
-	// not proven unwritable (the server may be wedged): try them again until
-	// they pass, or other writes pass and they still fail.
-	for attempt := 0; err == nil && len(unresolved) > 0; attempt++ {
-		if err := sleep(ctx, a.backoff(attempt)); err != nil {
-			return out, fmt.Errorf("write %s abandoned: %w", b.Topic, err)
-		}
-		var still []record.Record
-		for i := range unresolved {
-			var u []record.Record
-			u, err = a.write(ctx, b.Topic, unresolved[i:i+1], &out, false, &since)
-			if err != nil {
-				break
-			}
-			still = append(still, u...)
-		}
-		unresolved = still
-	}
-	return out, err
+	return out, nil
 }
 
-// write applies recs, retrying recoverable errors with capped backoff. When
-// a batch keeps failing while MongoDB answers pings, the batch is split to
-// isolate the record that breaks it, which is dead-lettered as unwritable.
-// It returns the records it isolated but could not judge: no other write
-// succeeded since the batch began failing (since, unix nanos).
-func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, whole bool, since *int64) ([]record.Record, error) {
+// write applies recs, retrying failures with capped backoff until they pass
+// or are proven to be the records' own. Proof is a failure that a canary
+// write to the same collection does not share: the canary passes right
+// after it. After splitAfter such failures in a row the batch is split in
+// halves to isolate the record that breaks it; an isolated record is
+// dead-lettered as unwritable. A failure the canary shares, and a timeout of
+// any kind, is the server's (a locked or slow collection, a wedged server)
+// and starts the count again: retry, never dead-letter.
+func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, splitAfter int) error {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil
 	}
 	coll := a.o.Collection(topic)
-	healthyFailures := 0
-	splitAfter := a.o.UnwritableAfter
-	if len(recs) > 1 && !whole {
-		splitAfter = 2 // a half already failed UnwritableAfter times as part of its parent
-	}
+	proofs := 0
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		res, err := a.w.Write(ctx, coll, recs)
 		if err == nil {
-			a.lastSuccess.Store(time.Now().UnixNano())
 			a.o.Health(true)
 			a.observe(topic, len(recs), time.Since(start), res)
 			out.Written += res.Upserted
@@ -143,55 +130,53 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 			out.Skipped += res.Skipped
 			for _, rj := range res.Rejected {
 				if err := a.deadLetter(ctx, recs[rj.Index].Msg, rj.Err); err != nil {
-					return nil, err
+					return err
 				}
 				out.DeadLettered++
 			}
-			return nil, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), ctx.Err())
-		}
-		if *since == 0 {
-			*since = time.Now().UnixNano()
+			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), ctx.Err())
 		}
 		if a.o.Metrics != nil {
 			a.o.Metrics.Retries.WithLabelValues(topic).Inc()
 		}
-		up := a.w.Ping(ctx) == nil
-		a.o.Health(up)
-		if up {
-			healthyFailures++
+		timeout := isTimeout(err)
+		canary := errors.New("not tried: the write timed out")
+		if !timeout {
+			canary = a.w.Canary(ctx, coll)
 		}
-		a.o.Log.Warn("bulk write failed, will retry", zap.String("topic", topic), zap.Int("documents", len(recs)),
-			zap.Int("attempt", attempt+1), zap.Bool("mongo_up", up), zap.Error(err))
-		// A ping alone does not prove health: a wedged server answers pings
-		// and fails every write. Dead-letter only when other writes succeed
-		// meanwhile (the split's other half does when one record is bad).
-		othersSucceed := a.lastSuccess.Load() > *since
-		if healthyFailures >= splitAfter {
-			if len(recs) == 1 && !othersSucceed {
-				return recs, nil
-			}
+		up := canary == nil || a.w.Ping(ctx) == nil
+		a.o.Health(up)
+		if canary == nil {
+			proofs++
+		} else {
+			proofs = 0
+		}
+		a.o.Log.Warn("bulk write failed, will retry", zap.String("topic", topic), zap.String("collection", coll),
+			zap.Int("documents", len(recs)), zap.Int("attempt", attempt+1), zap.Bool("mongo_up", up),
+			zap.NamedError("canary", canary), zap.Error(err))
+		if proofs >= splitAfter {
 			if len(recs) == 1 {
 				cause := &record.PoisonError{Class: record.ClassUnwritable,
-					Err: fmt.Errorf("write failed %d times while MongoDB was healthy: %w", healthyFailures, err)}
+					Err: fmt.Errorf("write failed %d times in a row while a canary write to collection %s passed after each: %w", proofs, coll, err)}
 				if err := a.deadLetter(ctx, recs[0].Msg, cause); err != nil {
-					return nil, err
+					return err
 				}
 				out.DeadLettered++
-				return nil, nil
+				return nil
 			}
+			// A half has already failed splitAfter times as part of its
+			// parent: two proofs of its own are enough to split it again.
 			mid := len(recs) / 2
-			left, err := a.write(ctx, topic, recs[:mid], out, false, since)
-			if err != nil {
-				return nil, err
+			if err := a.write(ctx, topic, recs[:mid], out, 2); err != nil {
+				return err
 			}
-			right, err := a.write(ctx, topic, recs[mid:], out, false, since)
-			return append(left, right...), err
+			return a.write(ctx, topic, recs[mid:], out, 2)
 		}
 		if err := sleep(ctx, a.backoff(attempt)); err != nil {
-			return nil, fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), err)
+			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), err)
 		}
 	}
 }

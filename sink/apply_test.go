@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -14,22 +15,33 @@ import (
 )
 
 // fakeWriter fails writes of batches holding a poisoned id, and fails every
-// write while down.
+// write (canaries included) while down or while their collection is locked.
 type fakeWriter struct {
-	mu      sync.Mutex
-	down    bool
-	breaks  map[bson.ObjectID]bool // a batch holding one of these fails, as FerretDB does on Decimal128
-	rejects map[bson.ObjectID]bool
-	written map[bson.ObjectID]bool
-	calls   int
+	mu       sync.Mutex
+	down     bool
+	locked   map[string]bool        // collections whose writes all fail, as under LOCK TABLE
+	timeout  map[bson.ObjectID]bool // a batch holding one of these times out
+	canaries int
+	breaks   map[bson.ObjectID]bool // a batch holding one of these fails, as FerretDB does on Decimal128
+	rejects  map[bson.ObjectID]bool
+	written  map[bson.ObjectID]bool
+	calls    int
 }
 
-func (f *fakeWriter) Write(_ context.Context, _ string, recs []record.Record) (Result, error) {
+func (f *fakeWriter) Write(_ context.Context, coll string, recs []record.Record) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.down {
 		return Result{}, &RecoverableError{Err: errors.New("connection refused")}
+	}
+	if f.locked[coll] {
+		return Result{}, &RecoverableError{Err: errors.New("(InternalError) canceling statement due to lock timeout")}
+	}
+	for _, r := range recs {
+		if f.timeout[r.ID] {
+			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write: %w", context.DeadlineExceeded)}
+		}
 	}
 	for _, r := range recs {
 		if f.breaks[r.ID] {
@@ -46,6 +58,16 @@ func (f *fakeWriter) Write(_ context.Context, _ string, recs []record.Record) (R
 		res.Upserted++
 	}
 	return res, nil
+}
+
+func (f *fakeWriter) Canary(_ context.Context, coll string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.canaries++
+	if f.down || f.locked[coll] {
+		return errors.New("canary failed")
+	}
+	return nil
 }
 
 func (f *fakeWriter) Ping(context.Context) error {
@@ -79,7 +101,8 @@ func testBatch(n int) *batch.Batch {
 }
 
 func newFakes() (*fakeWriter, *fakeDLT) {
-	return &fakeWriter{breaks: map[bson.ObjectID]bool{}, rejects: map[bson.ObjectID]bool{}, written: map[bson.ObjectID]bool{}},
+	return &fakeWriter{breaks: map[bson.ObjectID]bool{}, rejects: map[bson.ObjectID]bool{}, written: map[bson.ObjectID]bool{},
+			locked: map[string]bool{}, timeout: map[bson.ObjectID]bool{}},
 		&fakeDLT{letters: map[int64]string{}}
 }
 
@@ -185,6 +208,16 @@ func (w *wedgedWriter) Write(ctx context.Context, coll string, recs []record.Rec
 	return w.fakeWriter.Write(ctx, coll, recs)
 }
 
+func (w *wedgedWriter) Canary(ctx context.Context, coll string) error {
+	w.mu.Lock()
+	wedged := w.healAfter > 0
+	w.mu.Unlock()
+	if wedged {
+		return errors.New("incomplete read of message header")
+	}
+	return w.fakeWriter.Canary(ctx, coll)
+}
+
 func TestAWedgedServerThatAnswersPingsDeadLettersNothing(t *testing.T) {
 	fw, d := newFakes()
 	w := &wedgedWriter{fakeWriter: fw, healAfter: 60}
@@ -199,4 +232,102 @@ func TestAWedgedServerThatAnswersPingsDeadLettersNothing(t *testing.T) {
 	if out.Written != 8 {
 		t.Errorf("written %d after the server healed, want 8", out.Written)
 	}
+}
+
+// issue 11 hole 1: a fault confined to one collection (a PostgreSQL table
+// lock under FerretDB) while other collections' writes succeed dead-lettered
+// every record written to the locked one.
+func TestALockedCollectionDeadLettersNothingWhileOtherCollectionsAreWritten(t *testing.T) {
+	w, d := newFakes()
+	w.locked["codr.state.user"] = true
+	a := NewApplier(w, d, fastOptions())
+	done := make(chan error, 1)
+	b := testBatch(8)
+	go func() { _, err := a.Apply(context.Background(), b); done <- err }()
+	other := testBatch(4)
+	for i := range other.Records {
+		other.Records[i].Msg.Topic = "codr.state.order"
+	}
+	other.Topic = "codr.state.order"
+	for range 50 { // the other collection keeps being written meanwhile
+		if _, err := a.Apply(context.Background(), other); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	w.mu.Lock()
+	w.locked["codr.state.user"] = false
+	w.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(d.letters) != 0 {
+		t.Errorf("dead-lettered %v during a lock of their collection", d.letters)
+	}
+	for i, r := range b.Records {
+		if !w.written[r.ID] {
+			t.Errorf("record %d not written after the lock", i)
+		}
+	}
+}
+
+// issue 11 hole 2: a lone record that the server always refuses, on a quiet
+// partition (nothing else writing), retried for ever.
+func TestALoneBadRecordOnAQuietPartitionIsDeadLetteredInBoundedTime(t *testing.T) {
+	w, d := newFakes()
+	b := testBatch(1)
+	w.breaks[b.Records[0].ID] = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := NewApplier(w, d, fastOptions()).Apply(ctx, b)
+	if err != nil {
+		t.Fatalf("not isolated within 5 s: %v", err)
+	}
+	if out.DeadLettered != 1 || d.letters[0] != record.ClassUnwritable {
+		t.Errorf("outcome %+v, letters %v: want the record dead-lettered as unwritable", out, d.letters)
+	}
+	if w.canaries < fastOptions().UnwritableAfter {
+		t.Errorf("%d canary writes, want one after each of %d failures", w.canaries, fastOptions().UnwritableAfter)
+	}
+}
+
+func TestATimeoutIsNeverTheRecordsFault(t *testing.T) {
+	w, d := newFakes()
+	b := testBatch(3)
+	w.timeout[b.Records[1].ID] = true
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := NewApplier(w, d, fastOptions()).Apply(ctx, b)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the batch still retrying when the context ended", err)
+	}
+	if len(d.letters) != 0 {
+		t.Errorf("dead-lettered %v for timeouts", d.letters)
+	}
+	if w.calls < 5 {
+		t.Errorf("only %d attempts in 300 ms", w.calls)
+	}
+}
+
+func TestTheGoodRecordsOfABatchAreWrittenBeforeItsPoisonIsDeadLettered(t *testing.T) {
+	w, _ := newFakes()
+	b := testBatch(2)
+	b.Poison = []batch.Poison{{Msg: record.Message{Offset: 2}, Err: &record.PoisonError{Class: record.ClassInvalidJSON, Err: errors.New("x")}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := NewApplier(w, unreachableDLT{}, fastOptions()).Apply(ctx, b)
+	if err == nil {
+		t.Fatal("Apply returned nil with the dead-letter topic unreachable: the batch would be committed")
+	}
+	for i, r := range b.Records {
+		if !w.written[r.ID] {
+			t.Errorf("good record %d not written while the dead letter waits", i)
+		}
+	}
+}
+
+type unreachableDLT struct{}
+
+func (unreachableDLT) DeadLetter(context.Context, record.Message, *record.PoisonError) error {
+	return errors.New("Broker: Unknown topic or partition")
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,8 +47,9 @@ type Sink struct {
 	db     *mongo.Database
 	opts   Options
 
-	mu    sync.Mutex
-	colls map[string]*mongo.Collection
+	mu       sync.Mutex
+	colls    map[string]*mongo.Collection
+	canaries map[string]canaryTarget // by collection: a document this process wrote there
 }
 
 // Connect opens a client for uri. It does not wait for the server: a
@@ -74,7 +76,7 @@ func New(client *mongo.Client, o Options) *Sink {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}}
+	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}, canaries: map[string]canaryTarget{}}
 }
 
 func parseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
@@ -213,6 +215,7 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 	}
 	if err == nil {
 		res.Skipped = s.countFencedDeletes(recs, res.Deleted)
+		s.rememberCanary(collection, recs)
 		return res, nil
 	}
 	var bwe mongo.BulkWriteException
@@ -376,13 +379,35 @@ const (
 	fenced
 )
 
-// Server error codes that mean "not now" rather than "never".
-var transientCodes = map[int]bool{
-	6: true, 7: true, 89: true, 91: true, 189: true, 262: true, 50: true, 9001: true,
-	10107: true, 11600: true, 11602: true, 13435: true, 13436: true, 64: true, 100: true,
-	112: true, // WriteConflict
-	133: true, // FailedToSatisfyReadPreference
-	134: true, 150: true, 251: true,
+// Server error codes that say the document itself can never be written as
+// it is. Any other code (InternalError, LockTimeout, codes this list does not
+// know) is retried, and a record that keeps failing with one is dead-lettered
+// as unwritable only on a canary's proof (Applier.write).
+var documentCodes = map[int]bool{
+	2:     true, // BadValue
+	9:     true, // FailedToParse
+	14:    true, // TypeMismatch
+	15:    true, // Overflow
+	17:    true, // InvalidLength
+	22:    true, // InvalidBSON
+	28:    true, // PathNotViable
+	30:    true, // InvalidPath
+	52:    true, // DollarPrefixedFieldName
+	55:    true, // InvalidDBRef
+	56:    true, // EmptyFieldName
+	57:    true, // DottedFieldName
+	66:    true, // ImmutableField
+	121:   true, // DocumentValidationFailure
+	10334: true, // BSONObjectTooLarge
+	17280: true, // KeyTooLong
+	17419: true, // document too large after an update
+}
+
+// Server error codes of a write that ran out of time: never the record's fault.
+var timeoutCodes = []int{
+	24,  // LockTimeout
+	50,  // MaxTimeMSExpired
+	262, // ExceededTimeLimit
 }
 
 const duplicateKey = 11000
@@ -393,12 +418,97 @@ func classifyWriteError(we mongo.WriteError, guarded bool) verdict {
 		// The guarded filter did not match an existing _id, so the upsert
 		// tried to insert it: the stored document is newer.
 		return fenced
-	case we.Code == duplicateKey:
-		// Two upserts of one new _id raced; the retry will match it.
-		return retry
-	case transientCodes[we.Code]:
-		return retry
-	default:
+	case documentCodes[we.Code]:
 		return reject
+	default:
+		// Two upserts of one new _id raced (duplicate key, unguarded: the
+		// retry matches it), or the server could not do it now.
+		return retry
+	}
+}
+
+// isTimeout reports whether err is a write that ran out of time, on the
+// client or on the server, including a PostgreSQL lock timeout relayed by
+// FerretDB. A timeout never proves a record bad: its collection may be
+// locked or slow.
+func isTimeout(err error) bool {
+	if mongo.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		for _, c := range timeoutCodes {
+			if se.HasErrorCode(c) {
+				return true
+			}
+		}
+	}
+	return strings.Contains(err.Error(), "lock timeout")
+}
+
+// canaryTarget is a document this process wrote: its _id and the topic its
+// sync metadata names.
+type canaryTarget struct {
+	id    bson.ObjectID
+	topic string
+}
+
+// noSuchID is the _id a canary updates in a collection with no document of
+// statesync's: it matches nothing (ObjectIds start with their creation time).
+var noSuchID = bson.ObjectID{}
+
+// Canary re-writes, unchanged, a document statesync wrote to collection:
+// it sets the sync metadata's topic to the value the filter requires it to
+// have. That goes through the server's whole write path for the collection
+// (its table's locks on FerretDB) and changes nothing, whatever runs beside
+// it. The document is the last one this process wrote there, else any with
+// sync metadata; in a collection with none (or without sync metadata) the
+// canary is an update of an _id that matches nothing.
+func (s *Sink) Canary(ctx context.Context, collection string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	c := s.collection(collection)
+	s.mu.Lock()
+	t, ok := s.canaries[collection]
+	s.mu.Unlock()
+	if !ok && s.opts.SyncField != "" {
+		topicPath := s.opts.SyncField + ".topic"
+		raw, err := c.FindOne(ctx, bson.D{{Key: topicPath, Value: bson.D{{Key: "$type", Value: "string"}}}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: topicPath, Value: 1}})).Raw()
+		switch {
+		case err == nil:
+			id, idOK := raw.Lookup("_id").ObjectIDOK()
+			topic, topicOK := raw.Lookup(s.opts.SyncField, "topic").StringValueOK()
+			t, ok = canaryTarget{id: id, topic: topic}, idOK && topicOK
+		case !errors.Is(err, mongo.ErrNoDocuments):
+			return fmt.Errorf("canary read of %s: %w", collection, err)
+		}
+	}
+	filter := bson.D{{Key: "_id", Value: noSuchID}}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "statesyncCanary", Value: true}}}}
+	if ok {
+		topicPath := s.opts.SyncField + ".topic"
+		filter = bson.D{{Key: "_id", Value: t.id}, {Key: topicPath, Value: t.topic}}
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: topicPath, Value: t.topic}}}}
+	}
+	if _, err := c.UpdateOne(ctx, filter, update); err != nil {
+		return fmt.Errorf("canary write to %s: %w", collection, err)
+	}
+	return nil
+}
+
+// rememberCanary notes a document that a successful write of recs left in
+// collection, for Canary.
+func (s *Sink) rememberCanary(collection string, recs []record.Record) {
+	if s.opts.SyncField == "" {
+		return
+	}
+	for i := range recs {
+		if !recs[i].Tombstone {
+			s.mu.Lock()
+			s.canaries[collection] = canaryTarget{id: recs[i].ID, topic: recs[i].Msg.Topic}
+			s.mu.Unlock()
+			return
+		}
 	}
 }

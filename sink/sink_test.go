@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -27,7 +28,10 @@ func TestWriteErrorsAreClassifiedByCode(t *testing.T) {
 		{"shutdown in progress is retried", 91, false, retry},
 		{"document validation failure is rejected", 121, false, reject},
 		{"a dollar-prefixed field is rejected", 52, false, reject},
-		{"an unknown per-document error is rejected", 2, true, reject},
+		{"bad value is rejected", 2, true, reject},
+		{"an internal error is retried (proof comes from the canary)", 1, false, retry},
+		{"a lock timeout is retried", 24, false, retry},
+		{"a code the sink does not know is retried, not rejected", 999999, false, retry},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,5 +302,40 @@ func mixedWrite(t *testing.T, maxOps, bulkParallel int) {
 				t.Errorf("record %d = %q, want v2", i, name)
 			}
 		}
+	}
+}
+
+// The canary passes on a collection that takes writes, and changes nothing:
+// not the document it re-writes, not the collection's count.
+func TestACanaryWriteChangesNothing(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	if err := s.Canary(ctx, "user"); err != nil {
+		t.Fatalf("canary on an empty collection: %v", err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	id := bson.NewObjectID()
+	if _, err := s.Write(ctx, "user", []record.Record{rec(t, id, "ada", t0, 7)}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := New(s.Client(), s.opts) // knows no document: finds one
+	for _, sk := range []*Sink{s, fresh} {
+		if err := sk.Canary(ctx, "user"); err != nil {
+			t.Fatalf("canary: %v", err)
+		}
+	}
+	after, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("canary changed the document:\n%s\n%s", before, after)
+	}
+	if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Errorf("collection holds %d documents (%v), want 1", n, err)
 	}
 }
