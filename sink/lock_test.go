@@ -1,0 +1,122 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/record"
+)
+
+// issue 11 hole 1 on the real server: a PostgreSQL lock on the table of one
+// FerretDB collection, while another collection is written, dead-lettered
+// every record written to the locked one as unwritable. ACCESS EXCLUSIVE
+// blocks the canary too; EXCLUSIVE blocks writes only, and FerretDB skips
+// the canary's unchanged row, so there the writes' timeouts alone must keep
+// the records out of the dead-letter topic.
+func TestALockedTableDeadLettersNothingAndIsWrittenAfterTheLock(t *testing.T) {
+	pg := os.Getenv("STATESYNC_TEST_POSTGRES_URL")
+	if pg == "" {
+		t.Skip("STATESYNC_TEST_POSTGRES_URL is not set: this test locks a FerretDB table in the local stack's PostgreSQL (eval \"$(scripts/stack env)\")")
+	}
+	if _, err := exec.LookPath("psql"); err != nil {
+		t.Skip("psql not installed: this test locks a FerretDB table with it")
+	}
+	for mode, pgMode := range map[string]string{"ACCESS EXCLUSIVE": "AccessExclusiveLock", "EXCLUSIVE": "ExclusiveLock"} {
+		t.Run("under a lock in "+mode+" mode", func(t *testing.T) {
+			s, c := testSink(t, true)
+			s.opts.Timeout = 300 * time.Millisecond
+			ctx := context.Background()
+			t0 := time.Now().UTC().Truncate(time.Millisecond)
+			ids := make([]bson.ObjectID, 8)
+			old := make([]record.Record, len(ids))
+			for i := range ids {
+				ids[i] = bson.NewObjectID()
+				old[i] = rec(t, ids[i], "old", t0, int64(i))
+			}
+			if _, err := s.Write(ctx, "user", old); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Write(ctx, "order", []record.Record{rec(t, bson.NewObjectID(), "o", t0, 0)}); err != nil {
+				t.Fatal(err)
+			}
+			schema := c.Database().Name()
+			table := strings.TrimSpace(psql(t, pg, fmt.Sprintf(
+				`SELECT tablename FROM pg_tables WHERE schemaname = '%s' AND tablename LIKE 'user\_%%'`, schema)))
+			if table == "" {
+				t.Fatalf("no table for collection user in schema %s", schema)
+			}
+			lock := exec.Command("psql", pg, "-v", "ON_ERROR_STOP=1", "-c",
+				fmt.Sprintf(`BEGIN; LOCK TABLE %q.%q IN %s MODE; SELECT pg_sleep(7); COMMIT;`, schema, table, mode))
+			if err := lock.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer lock.Wait()
+			waitFor(t, 5*time.Second, func() bool {
+				return strings.TrimSpace(psql(t, pg, fmt.Sprintf(
+					`SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '%s' AND l.granted AND l.mode = '%s'`,
+					table, pgMode))) != "0"
+			})
+
+			d := &fakeDLT{letters: map[int64]string{}}
+			a := NewApplier(s, d, ApplyOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, UnwritableAfter: 2})
+			b := &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "user"}}
+			for i, id := range ids {
+				b.Records = append(b.Records, rec(t, id, "new", t0.Add(time.Minute), int64(100+i)))
+			}
+			done := make(chan error, 1)
+			go func() { _, err := a.Apply(ctx, b); done <- err }()
+			other := &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "order"}}
+			for i := 0; ; i++ {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(200 * time.Millisecond):
+					other.Records = []record.Record{rec(t, bson.NewObjectID(), "o", t0, int64(i))}
+					if _, err := a.Apply(ctx, other); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				break
+			}
+			if len(d.letters) != 0 {
+				t.Errorf("dead-lettered %v while their collection was locked", d.letters)
+			}
+			for i, id := range ids {
+				if n, _ := nameOf(t, c, id); n != "new" {
+					t.Errorf("record %d: stored %q after the lock, want new", i, n)
+				}
+			}
+		})
+	}
+}
+
+func psql(t *testing.T, url, query string) string {
+	t.Helper()
+	out, err := exec.Command("psql", url, "-Atc", query).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", query, err, out)
+	}
+	return string(out)
+}
+
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
