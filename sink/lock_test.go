@@ -120,3 +120,40 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// issue 11 hole 2 on the real server: FerretDB 1.x drops the connection on a
+// Decimal128 value, which looks transient to the driver. Alone on a quiet
+// partition (no other write succeeds) it was retried for ever; it must be
+// isolated and dead-lettered as unwritable in seconds. A server that stores
+// Decimal128 (MongoDB) writes it.
+func TestALoneRecordTheServerDropsTheConnectionForIsSettledInBoundedTime(t *testing.T) {
+	s, c := testSink(t, true)
+	s.opts.Timeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dec, err := bson.ParseDecimal128("1.50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := bson.NewObjectID()
+	doc, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "price", Value: dec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "quiet"}, Records: []record.Record{
+		{ID: id, Doc: doc, Msg: record.Message{Topic: "quiet", Offset: 0}}}}
+	d := &fakeDLT{letters: map[int64]string{}}
+	start := time.Now()
+	out, err := NewApplier(s, d, ApplyOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}).Apply(ctx, b)
+	if err != nil {
+		t.Fatalf("not settled in 20 s: %v", err)
+	}
+	n, _ := c.Database().Collection("quiet").CountDocuments(context.Background(), bson.D{})
+	t.Logf("settled in %s: %+v, dead letters %v, stored %d", time.Since(start).Round(time.Millisecond), out, d.letters, n)
+	switch {
+	case out.Written == 1 && n == 1 && len(d.letters) == 0: // the server stores Decimal128
+	case out.DeadLettered == 1 && d.letters[0] == record.ClassUnwritable && n == 0:
+	default:
+		t.Errorf("outcome %+v, letters %v, stored %d: want written, or dead-lettered as unwritable", out, d.letters, n)
+	}
+}
