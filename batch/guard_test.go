@@ -135,7 +135,7 @@ func TestABatchLeavesWhatWritingItsRecordsOneByOneLeaves(t *testing.T) {
 		init stored
 		recs []record.Record
 	}{
-		// issue 11 hole 7: in one batch the collapse kept February and wrote it.
+		// Regression: in one batch the collapse kept February and wrote it.
 		{"an older upsert after a newer one loses", stored{}, []record.Record{at(rec("t", 0, 0, 1), mar), at(rec("t", 0, 1, 1), feb)}},
 		{"an older tombstone after a newer upsert loses", stored{}, []record.Record{at(rec("t", 0, 0, 1), mar), at(tomb("t", 0, 1, 1), feb)}},
 		{"an older upsert after a newer tombstone re-creates the document, guarded by the tombstone's time",

@@ -234,7 +234,7 @@ func TestAWedgedServerThatAnswersPingsDeadLettersNothing(t *testing.T) {
 	}
 }
 
-// issue 11 hole 1: a fault confined to one collection (a PostgreSQL table
+// Regression: a fault confined to one collection (a PostgreSQL table
 // lock under FerretDB) while other collections' writes succeed dead-lettered
 // every record written to the locked one.
 func TestALockedCollectionDeadLettersNothingWhileOtherCollectionsAreWritten(t *testing.T) {
@@ -271,7 +271,7 @@ func TestALockedCollectionDeadLettersNothingWhileOtherCollectionsAreWritten(t *t
 	}
 }
 
-// issue 11 hole 2: a lone record that the server always refuses, on a quiet
+// Regression: a lone record that the server always refuses, on a quiet
 // partition (nothing else writing), retried for ever.
 func TestALoneBadRecordOnAQuietPartitionIsDeadLetteredInBoundedTime(t *testing.T) {
 	w, d := newFakes()

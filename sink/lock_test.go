@@ -15,7 +15,7 @@ import (
 	"github.com/codr/statesync/record"
 )
 
-// issue 11 hole 1 on the real server: a PostgreSQL lock on the table of one
+// Regression, on the real server: a PostgreSQL lock on the table of one
 // FerretDB collection, while another collection is written, dead-lettered
 // every record written to the locked one as unwritable. ACCESS EXCLUSIVE
 // blocks the canary too; EXCLUSIVE blocks writes only, and FerretDB skips
@@ -121,7 +121,7 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	}
 }
 
-// issue 11 hole 2 on the real server: FerretDB 1.x drops the connection on a
+// Regression, on the real server: FerretDB 1.x drops the connection on a
 // Decimal128 value, which looks transient to the driver. Alone on a quiet
 // partition (no other write succeeds) it was retried for ever; it must be
 // isolated and dead-lettered as unwritable in seconds. A server that stores

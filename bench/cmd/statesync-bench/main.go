@@ -1,4 +1,4 @@
-// Command statesync-bench holds the Go halves of bench/run (issue 7): the raw
+// Command statesync-bench holds the Go halves of bench/run: the raw
 // mongo-driver ceiling, statesync's pipeline into a counting sink, a
 // consume-only librdkafka run, the wait-for-Kafka-Connect poller, and the
 // correctness checks of the smoke mode. Every subcommand prints one result
