@@ -24,6 +24,11 @@ type Metrics struct {
 	LastCommit    prometheus.Gauge
 	Ready         prometheus.Gauge
 	MongoUp       prometheus.Gauge
+	// DeadLetterBlocked is 1 while the last dead-letter publish failed: the
+	// partition holding that record waits (nothing is skipped).
+	DeadLetterBlocked  prometheus.Gauge
+	DeadLetterFailures prometheus.Counter
+	Future             *prometheus.CounterVec // topic
 }
 
 // New registers the metrics on reg.
@@ -46,5 +51,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		LastCommit: f.NewGauge(prometheus.GaugeOpts{Name: "statesync_last_commit_timestamp_seconds", Help: "Unix time of the last successful offset commit."}),
 		Ready:      f.NewGauge(prometheus.GaugeOpts{Name: "statesync_ready", Help: "1 when /readyz answers ready."}),
 		MongoUp:    f.NewGauge(prometheus.GaugeOpts{Name: "statesync_mongo_up", Help: "1 when the last MongoDB write or ping succeeded."}),
+		DeadLetterBlocked: f.NewGauge(prometheus.GaugeOpts{Name: "statesync_dead_letter_blocked",
+			Help: "1 while the last dead-letter publish failed (e.g. the dead-letter topic is missing): the record's partition waits until a retry is acknowledged."}),
+		DeadLetterFailures: f.NewCounter(prometheus.CounterOpts{Name: "statesync_dead_letter_failures_total",
+			Help: "Dead-letter publishes that failed and will be retried."}),
+		Future: f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_records_future_total",
+			Help: "Records whose processedAt is more than STATESYNC_FUTURE_SKEW ahead of the local clock: under the stale-write guard their document refuses every update until then."}, []string{"topic"}),
 	}
 }
