@@ -47,10 +47,11 @@ type Config struct {
 	RetryMaxBackoff  time.Duration `env:"RETRY_MAX_BACKOFF" envDefault:"30s" desc:"cap of the backoff between retries of a failed write"`
 	UnwritableAfter  int           `env:"UNWRITABLE_AFTER" envDefault:"5" desc:"failed attempts of an isolated record, while MongoDB answers pings and other writes succeed, before it is dead-lettered as unwritable"`
 
-	DLTTopic     string `env:"DLT_TOPIC" envDefault:"codr.svc.mongo.dlt" desc:"dead-letter topic"`
-	SyncMetadata bool   `env:"SYNC_METADATA" envDefault:"true" desc:"write topic/partition/offset/processedAt/traceId into each document"`
-	SyncField    string `env:"SYNC_FIELD" envDefault:"_sync" desc:"name of the sync metadata field"`
-	StaleGuard   bool   `env:"STALE_GUARD" envDefault:"true" desc:"never replace a document whose stored processedAt is newer"`
+	DLTTopic     string        `env:"DLT_TOPIC" envDefault:"codr.svc.mongo.dlt" desc:"dead-letter topic"`
+	SyncMetadata bool          `env:"SYNC_METADATA" envDefault:"true" desc:"write topic/partition/offset/processedAt/traceId into each document"`
+	SyncField    string        `env:"SYNC_FIELD" envDefault:"_sync" desc:"name of the sync metadata field"`
+	StaleGuard   bool          `env:"STALE_GUARD" envDefault:"true" desc:"never replace a document whose stored processedAt is newer"`
+	FutureSkew   time.Duration `env:"FUTURE_SKEW" envDefault:"5m" desc:"a record whose processedAt is further than this ahead of the local clock is counted and logged (under the stale guard its document refuses updates until then)"`
 
 	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 	LogFormat     string        `env:"LOG_FORMAT" envDefault:"auto" desc:"json, console, or auto (console on a terminal)"`
@@ -141,8 +142,11 @@ func (c *Config) validate() []string {
 	if c.KafkaGroupID == "" {
 		add("%sKAFKA_GROUP_ID must not be empty", Prefix)
 	}
-	if _, err := c.TopicSelection(); err != nil {
+	if sel, err := c.TopicSelection(); err != nil {
 		add("%sTOPICS: %v", Prefix, err)
+	} else if c.DLTTopic != "" && sel.Regex == nil && sel.Matches(c.DLTTopic) {
+		add("%sTOPICS lists %s, the dead-letter topic (%sDLT_TOPIC): statesync never consumes its own dead letters (they would loop); remove it from %sTOPICS (reprocess dead letters with statesync dlt replay)",
+			Prefix, c.DLTTopic, Prefix, Prefix)
 	}
 	for entity, coll := range c.Collections {
 		if entity == "" || !collectionName.MatchString(coll) {
@@ -173,7 +177,7 @@ func (c *Config) validate() []string {
 	durations := []struct {
 		name string
 		v    time.Duration
-	}{{"TOPIC_REFRESH_INTERVAL", c.TopicRefreshInterval}, {"MONGO_TIMEOUT", c.MongoTimeout}, {"BATCH_MAX_WAIT", c.BatchMaxWait}, {"RETRY_MAX_BACKOFF", c.RetryMaxBackoff}, {"SHUTDOWN_GRACE", c.ShutdownGrace}, {"STUCK_AFTER", c.StuckAfter}}
+	}{{"TOPIC_REFRESH_INTERVAL", c.TopicRefreshInterval}, {"MONGO_TIMEOUT", c.MongoTimeout}, {"BATCH_MAX_WAIT", c.BatchMaxWait}, {"RETRY_MAX_BACKOFF", c.RetryMaxBackoff}, {"SHUTDOWN_GRACE", c.ShutdownGrace}, {"STUCK_AFTER", c.StuckAfter}, {"FUTURE_SKEW", c.FutureSkew}}
 	for _, f := range durations {
 		if f.v <= 0 {
 			add("%s%s=%s: must be a positive duration such as 30s", Prefix, f.name, f.v)
@@ -327,6 +331,7 @@ func (c Config) Masked() []string {
 		fmt.Sprintf("SYNC_METADATA=%t", c.SyncMetadata),
 		"SYNC_FIELD=" + c.SyncField,
 		fmt.Sprintf("STALE_GUARD=%t", c.StaleGuard),
+		"FUTURE_SKEW=" + c.FutureSkew.String(),
 		"LOG_LEVEL=" + c.LogLevel,
 		"LOG_FORMAT=" + c.LogFormat,
 		"HTTP_ADDR=" + c.HTTPAddr,

@@ -231,3 +231,48 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// The dead-letter topic is never consumed: a topic list naming it is a
+// configuration error that says what to change; a regex matching it is
+// fine (the consumer skips it).
+func TestATopicListNamingTheDeadLetterTopicIsRejected(t *testing.T) {
+	env := minimal()
+	env["STATESYNC_TOPICS"] = "codr.state.loop,codr.svc.advloop.dlt"
+	env["STATESYNC_DLT_TOPIC"] = "codr.svc.advloop.dlt"
+	_, err := Parse(env)
+	if err == nil {
+		t.Fatal("Parse accepted a topic list that names the dead-letter topic")
+	}
+	for _, w := range []string{"STATESYNC_TOPICS", "codr.svc.advloop.dlt", "STATESYNC_DLT_TOPIC", "remove it from STATESYNC_TOPICS"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+
+	for _, topics := range []string{`^codr\.(state\.loop|svc\.advloop\.dlt)$`, `^codr\..+`} {
+		env["STATESYNC_TOPICS"] = topics
+		if _, err := Parse(env); err != nil {
+			t.Errorf("TOPICS=%s: a regex that matches the dead-letter topic is valid (the consumer skips it): %v", topics, err)
+		}
+	}
+}
+
+func TestFutureSkewIsAPositiveDurationShownByConfig(t *testing.T) {
+	c, err := Parse(minimal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FutureSkew != 5*time.Minute {
+		t.Errorf("FutureSkew = %s, want 5m by default", c.FutureSkew)
+	}
+	if m := strings.Join(c.Masked(), "\n"); !strings.Contains(m, "STATESYNC_FUTURE_SKEW=5m0s") {
+		t.Errorf("statesync config does not show FUTURE_SKEW:\n%s", m)
+	}
+	for _, bad := range []string{"0s", "-1m", "soon"} {
+		env := minimal()
+		env["STATESYNC_FUTURE_SKEW"] = bad
+		if _, err := Parse(env); err == nil || !strings.Contains(err.Error(), "STATESYNC_FUTURE_SKEW") {
+			t.Errorf("FUTURE_SKEW=%s: err = %v, want it reported", bad, err)
+		}
+	}
+}
