@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.uber.org/zap"
 
+	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/record"
 )
 
@@ -109,6 +112,55 @@ type DeadLetters struct {
 	P     *Producer
 	Topic string
 	Now   func() time.Time
+	Log   *zap.Logger
+	// Metrics: statesync_dead_letter_blocked follows the last publish,
+	// statesync_dead_letter_failures_total counts the failed ones.
+	Metrics *metrics.Metrics
+	// Blocked, when set, is told when publishing starts failing (blocked
+	// true, with the reason) and when it succeeds again: while it fails, the
+	// record's partition waits (the caller retries), which readiness shows.
+	Blocked func(blocked bool, reason string)
+
+	mu      sync.Mutex
+	blocked bool
+}
+
+// setBlocked records the outcome of a publish; it logs and reports the
+// changes only, not every failed retry.
+func (d *DeadLetters) setBlocked(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Metrics != nil && err != nil {
+		d.Metrics.DeadLetterFailures.Inc()
+	}
+	blocked := err != nil
+	if blocked == d.blocked {
+		return
+	}
+	d.blocked = blocked
+	log := d.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	reason := ""
+	if blocked {
+		reason = fmt.Sprintf("dead-letter topic %s does not acknowledge: %v", d.Topic, err)
+		log.Error("cannot publish to the dead-letter topic: the partition of the record waits (nothing is skipped) and the publish is retried; "+
+			"if the topic is missing, create it with: statesync topics create "+d.Topic,
+			zap.String("dlt_topic", d.Topic), zap.Error(err))
+	} else {
+		log.Info("the dead-letter topic acknowledges again: waiting partitions go on", zap.String("dlt_topic", d.Topic))
+	}
+	if d.Metrics != nil {
+		v := 0.0
+		if blocked {
+			v = 1
+		}
+		d.Metrics.DeadLetterBlocked.Set(v)
+	}
+	if d.Blocked != nil {
+		d.Blocked(blocked, reason)
+	}
 }
 
 // DeadLetter publishes m's dead letter and waits for the acknowledgement.
@@ -131,8 +183,12 @@ func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *r
 		err = d.P.Produce(ctx, d.Topic, key, value, headers)
 	}
 	if err != nil {
+		if ctx.Err() == nil { // not a failure of the topic: the write was abandoned
+			d.setBlocked(err)
+		}
 		return fmt.Errorf("dead-letter %s[%d]@%d to %s: %w", m.Topic, m.Partition, m.Offset, d.Topic, err)
 	}
+	d.setBlocked(nil)
 	return nil
 }
 
