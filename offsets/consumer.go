@@ -42,8 +42,18 @@ type Options struct {
 	StopAtEnd bool
 	// AssignTimeout bounds the wait for a first assignment with StopAtEnd.
 	AssignTimeout time.Duration
-	Log           *zap.Logger
-	Metrics       *metrics.Metrics
+	// Exclude names topics that are never consumed, whatever the
+	// subscription matches: the dead-letter topic (consuming it would loop
+	// its poison records forever). Their partitions, when the group assigns
+	// them to this member, are left unassigned locally: never fetched, never
+	// committed.
+	Exclude []string
+	// FutureSkew: a record whose processedAt is further than this ahead of
+	// the local clock is counted (statesync_records_future_total) and logged,
+	// once per key per futureWindow. 0: no check.
+	FutureSkew time.Duration
+	Log        *zap.Logger
+	Metrics    *metrics.Metrics
 }
 
 // Consumer is the poll loop. All its state is owned by the goroutine that
@@ -61,6 +71,8 @@ type Consumer struct {
 	waiting  []batch.TopicPartition // partitions with a ready batch, waiting for a write slot
 
 	fromEarliest bool // auto.offset.reset is earliest
+	exclude      map[string]bool
+	future       futureWatch
 
 	status Status
 }
@@ -88,8 +100,13 @@ type completion struct {
 
 // Status is what readiness and progress reporting read, safe from any goroutine.
 type Status struct {
-	Assigned     atomic.Int64
-	Subscribed   atomic.Bool
+	Assigned   atomic.Int64
+	Subscribed atomic.Bool
+	// Joined: the group coordinator answered and gave this member an
+	// assignment (possibly empty: a member beyond the partition count is a
+	// standby that takes partitions at the next rebalance). False again
+	// while a lost assignment (session timeout) is being rejoined.
+	Joined       atomic.Bool
 	LastProgress atomic.Int64 // unix nanos of the last stored offset
 	Lag          atomic.Int64 // sum over assigned partitions
 	Consumed     atomic.Int64
@@ -144,9 +161,15 @@ func New(o Options, w Writer) (*Consumer, error) {
 		return nil, fmt.Errorf("create Kafka consumer: %w", err)
 	}
 	reset, _ := cm["auto.offset.reset"].(string)
+	exclude := map[string]bool{}
+	for _, t := range o.Exclude {
+		exclude[t] = true
+	}
 	return &Consumer{
 		o: o, c: c, w: w, log: o.Log,
 		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
+		exclude:      exclude,
+		future:       newFutureWatch(o.FutureSkew),
 		acc:          batch.New(o.Batch),
 		done:         make(chan completion, 64),
 		parts:        map[batch.TopicPartition]*partition{},
@@ -284,6 +307,9 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 		}
 		full = c.acc.AddPoison(batch.Poison{Msg: msg, Err: pe}, now)
 	} else {
+		if c.future.skew > 0 && rec.ProcessedAt.After(now.Add(c.future.skew)) {
+			c.fromTheFuture(&rec, now)
+		}
 		full = c.acc.Add(rec, now)
 	}
 	if full != nil {
@@ -522,8 +548,11 @@ func (c *Consumer) resumeIfRoom(p *partition) {
 func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
-		c.log.Info("partitions assigned", zap.Stringer("partitions", tpList(e.Partitions)))
-		for _, ktp := range e.Partitions {
+		// An assignment, even an empty one, means the group was joined.
+		c.status.Joined.Store(true)
+		parts := c.consumable(e.Partitions)
+		c.log.Info("partitions assigned", zap.Stringer("partitions", tpList(parts)))
+		for _, ktp := range parts {
 			tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
 			ctx, cancel := context.WithCancel(context.Background())
 			p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, end: -1, next: -1}
@@ -540,21 +569,57 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			c.parts[tp] = p
 		}
 		c.status.Assigned.Store(int64(len(c.parts)))
-		c.startAt(kc, e.Partitions)
-		if err := kc.IncrementalAssign(e.Partitions); err != nil {
+		c.startAt(kc, parts)
+		// Called even with no partition left: a rebalance callback that
+		// assigns nothing makes the Go client assign the whole list itself.
+		if err := kc.IncrementalAssign(parts); err != nil {
+			c.log.Error("incremental assign failed", zap.Error(err))
 			return err
+		}
+		if len(parts) == 0 {
+			return nil
 		}
 		// A partition that was paused when it was last revoked must not
 		// stay paused now that it is ours again.
-		return kc.Resume(e.Partitions)
+		return kc.Resume(parts)
 	case kafka.RevokedPartitions:
 		lost := kc.AssignmentLost()
-		c.log.Info("partitions revoked", zap.Stringer("partitions", tpList(e.Partitions)), zap.Bool("lost", lost))
-		c.release(e.Partitions, lost)
+		if lost {
+			c.status.Joined.Store(false) // until the group is joined again
+		}
+		parts := c.consumable(e.Partitions)
+		c.log.Info("partitions revoked", zap.Stringer("partitions", tpList(parts)), zap.Bool("lost", lost))
+		c.release(parts, lost)
 		c.status.Assigned.Store(int64(len(c.parts)))
-		return kc.IncrementalUnassign(e.Partitions)
+		// Only what was assigned can be unassigned: excluded partitions
+		// never were (librdkafka refuses the whole call otherwise).
+		if err := kc.IncrementalUnassign(parts); err != nil {
+			c.log.Error("incremental unassign failed", zap.Error(err))
+			return err
+		}
 	}
 	return nil
+}
+
+// consumable drops the partitions of excluded topics (the dead-letter
+// topic) from what the group gave this member. A regex subscription cannot
+// say "but not this topic" (librdkafka's regexes have no negative
+// lookahead), so the group may assign them; they are never assigned to the
+// local consumer, so nothing fetches or commits them.
+func (c *Consumer) consumable(ktps []kafka.TopicPartition) []kafka.TopicPartition {
+	parts := make([]kafka.TopicPartition, 0, len(ktps))
+	var skipped []kafka.TopicPartition
+	for _, ktp := range ktps {
+		if ktp.Topic != nil && c.exclude[*ktp.Topic] {
+			skipped = append(skipped, ktp)
+			continue
+		}
+		parts = append(parts, ktp)
+	}
+	if len(skipped) > 0 {
+		c.log.Info("not consuming the dead-letter topic, which the subscription matches", zap.Stringer("partitions", tpList(skipped)))
+	}
+	return parts
 }
 
 // startAt gives an import's partitions their start offsets: the committed
@@ -759,4 +824,55 @@ func (l tpList) String() string {
 		s += fmt.Sprintf("%s[%d]", *tp.Topic, tp.Partition)
 	}
 	return s
+}
+
+// UnreachableError: no broker answered a metadata request in time.
+type UnreachableError struct {
+	Brokers string        // bootstrap.servers
+	Waited  time.Duration // how long the request waited
+	Err     error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("Kafka brokers %s unreachable: no answer within %s (%v)", e.Brokers, e.Waited, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// MissingTopicError: the brokers answered that the topic does not exist.
+type MissingTopicError struct{ Topic string }
+
+func (e *MissingTopicError) Error() string { return fmt.Sprintf("topic %s does not exist", e.Topic) }
+
+// CheckTopic asks the brokers whether topic exists, waiting at most timeout
+// for an answer: nil, *UnreachableError or *MissingTopicError (or another
+// error the brokers gave for the topic, e.g. not authorized). The request goes
+// through the consumer, which never asks the broker to create the topic.
+func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
+	start := time.Now()
+	md, err := c.c.GetMetadata(&topic, false, int(timeout.Milliseconds()))
+	if err != nil {
+		return &UnreachableError{Brokers: c.o.Kafka["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
+	}
+	tm, ok := md.Topics[topic]
+	switch {
+	case !ok, tm.Error.Code() == kafka.ErrUnknownTopicOrPart, tm.Error.Code() == kafka.ErrUnknownTopic:
+		return &MissingTopicError{Topic: topic}
+	case tm.Error.Code() != kafka.ErrNoError && tm.Error.Code() != kafka.ErrLeaderNotAvailable:
+		return fmt.Errorf("metadata of topic %s: %w", topic, tm.Error)
+	}
+	return nil
+}
+
+// Close closes a consumer whose Run was not called (Run closes its own),
+// waiting at most timeout for librdkafka.
+func (c *Consumer) Close(timeout time.Duration) error {
+	closed := make(chan error, 1)
+	go func() { closed <- c.c.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case <-time.After(timeout):
+		return errors.New("close consumer: librdkafka did not finish in time")
+	}
 }
