@@ -34,6 +34,7 @@ const (
 	exitFailure  = 1
 	exitUsage    = 2
 	exitDeadLets = 3 // import finished but dead-lettered records
+	exitNoDLT    = 4 // run/import: the dead-letter topic does not exist
 )
 
 // cli dispatches subcommands and turns errors into exit codes.

@@ -67,6 +67,22 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	health := &health{stuckAfter: cfg.StuckAfter, metrics: m, brokers: cfg.KafkaBrokers, group: cfg.KafkaGroupID}
+
+	// /readyz answers from the start: not ready until MongoDB and the
+	// brokers answer and the group is joined.
+	if cfg.HTTPAddr != "" {
+		srv, err := serveHTTP(cfg.HTTPAddr, reg, health, log)
+		if err != nil {
+			return summaryView{}, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			log.Info("stopped HTTP server")
+		}()
+	}
 
 	db, err := connectSink(cfg)
 	if err != nil {
@@ -88,10 +104,8 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		log.Info("closed dead-letter producer")
 	}()
 
-	var health health
-	health.stuckAfter = cfg.StuckAfter
-	health.started = time.Now()
-	applier := sink.NewApplier(db, &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic}, sink.ApplyOptions{
+	dlt := &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m, Blocked: health.setDeadLetterBlocked}
+	applier := sink.NewApplier(db, dlt, sink.ApplyOptions{
 		Collection:      cfg.Collection,
 		MaxBackoff:      cfg.RetryMaxBackoff,
 		UnwritableAfter: cfg.UnwritableAfter,
@@ -115,30 +129,29 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		Decode:          record.DecodeOptions{},
 		ShutdownGrace:   cfg.ShutdownGrace,
 		StopAtEnd:       importMode,
+		Exclude:         []string{cfg.DLTTopic}, // never consume our own dead letters, whatever the regex matches
+		FutureSkew:      cfg.FutureSkew,
 		Log:             log,
 		Metrics:         m,
 	}, writer)
 	if err != nil {
 		return summaryView{}, err
 	}
-	health.status = consumer.Status()
-	health.metrics = m
+	health.status.Store(consumer.Status())
 
 	pingCtx, stopPing := context.WithCancel(context.Background())
 	defer stopPing()
 	go health.watchMongo(pingCtx, db)
 
-	if cfg.HTTPAddr != "" {
-		srv, err := serveHTTP(cfg.HTTPAddr, reg, &health, log)
-		if err != nil {
-			return summaryView{}, err
+	if err := checkKafka(ctx, consumer, cfg, importMode, health, log); err != nil {
+		if cerr := consumer.Close(5 * time.Second); cerr != nil {
+			log.Warn("close consumer", zap.Error(cerr))
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			log.Info("stopped HTTP server")
-		}()
+		if errors.Is(err, errStopped) {
+			log.Info("stopped before the brokers answered")
+			return summaryView{}, nil
+		}
+		return summaryView{}, err
 	}
 
 	var stopProgress func()
@@ -190,13 +203,68 @@ type writerFunc func(ctx context.Context, b *batch.Batch) error
 
 func (f writerFunc) Apply(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
 
+// brokerWait bounds one metadata request of the start check.
+var brokerWait = 10 * time.Second
+
+// errStopped: the context ended while the start check waited for the brokers.
+var errStopped = errors.New("stopped")
+
+// checkKafka is the start check: the brokers answer, and the dead-letter
+// topic exists (a poison record would otherwise hold its partition forever).
+// import fails when the brokers do not answer within brokerWait; run keeps
+// asking (not ready meanwhile), as it rides out a broker outage later on.
+func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, importMode bool, h *health, log *zap.Logger) error {
+	for {
+		start := time.Now()
+		err := c.CheckTopic(cfg.DLTTopic, brokerWait)
+		var unreachable *offsets.UnreachableError
+		var missing *offsets.MissingTopicError
+		switch {
+		case err == nil:
+			h.kafkaUp.Store(true)
+			return nil
+		case errors.As(err, &missing):
+			return &exitError{code: exitNoDLT, msg: fmt.Sprintf(
+				"the dead-letter topic %s (%sDLT_TOPIC) does not exist: create it with `statesync topics create %s` "+
+					"(same %sKAFKA_* variables), or set %sDLT_TOPIC to an existing topic",
+				cfg.DLTTopic, config.Prefix, cfg.DLTTopic, config.Prefix, config.Prefix)}
+		case errors.As(err, &unreachable):
+			msg := fmt.Sprintf("Kafka brokers %s (%sKAFKA_BROKERS) are unreachable: no answer within %s (%v); check the address and that they are up and reachable from here",
+				cfg.KafkaBrokers, config.Prefix, unreachable.Waited, unreachable.Err)
+			if importMode {
+				return errors.New(msg)
+			}
+			log.Warn(msg + "; asking again (not ready until they answer)")
+		default:
+			return fmt.Errorf("check the dead-letter topic %s (%sDLT_TOPIC): %w", cfg.DLTTopic, config.Prefix, err)
+		}
+		select {
+		case <-ctx.Done():
+			return errStopped
+		case <-time.After(brokerWait - time.Since(start)):
+		}
+	}
+}
+
 // health answers /healthz and /readyz.
 type health struct {
 	mongoUp    atomic.Bool
-	status     *offsets.Status
+	kafkaUp    atomic.Bool                    // the brokers answered the start check
+	dltBlocked atomic.Pointer[string]         // why dead letters cannot be published; nil when they can
+	status     atomic.Pointer[offsets.Status] // set once the consumer exists
 	metrics    *metrics.Metrics
 	stuckAfter time.Duration
-	started    time.Time
+	brokers    string
+	group      string
+}
+
+// setDeadLetterBlocked is the dead-letter publisher's report.
+func (h *health) setDeadLetterBlocked(blocked bool, reason string) {
+	if !blocked {
+		h.dltBlocked.Store(nil)
+		return
+	}
+	h.dltBlocked.Store(&reason)
 }
 
 func (h *health) setMongo(up bool) {
@@ -220,8 +288,9 @@ func (h *health) watchMongo(ctx context.Context, db *sink.Sink) {
 	}
 }
 
-// ready: MongoDB answers, the consumer is subscribed and has partitions (or
-// has had time to learn there are none for it), and it is not stuck.
+// ready: MongoDB answers, the brokers answered and the group was joined
+// (an assignment received, possibly empty), dead letters can be published,
+// and it is not stuck.
 func (h *health) ready() (bool, string) {
 	ok, why := h.check()
 	if h.metrics != nil {
@@ -234,15 +303,27 @@ func (h *health) check() (bool, string) {
 	if !h.mongoUp.Load() {
 		return false, "MongoDB unreachable"
 	}
-	if h.status == nil || !h.status.Subscribed.Load() {
+	if !h.kafkaUp.Load() {
+		return false, fmt.Sprintf("Kafka brokers %s have not answered yet", h.brokers)
+	}
+	st := h.status.Load()
+	if st == nil || !st.Subscribed.Load() {
 		return false, "not subscribed yet"
 	}
-	if h.status.Assigned.Load() == 0 && time.Since(h.started) < 30*time.Second {
-		return false, "waiting for partition assignment"
+	if !st.Joined.Load() {
+		return false, fmt.Sprintf("joining consumer group %s: no assignment received yet", h.group)
 	}
-	if last := h.status.LastProgress.Load(); h.status.Lag.Load() > 0 && last > 0 &&
+	if why := h.dltBlocked.Load(); why != nil {
+		return false, *why + "; the partitions of records to dead-letter wait"
+	}
+	if last := st.LastProgress.Load(); st.Lag.Load() > 0 && last > 0 &&
 		time.Since(time.Unix(0, last)) > h.stuckAfter {
-		return false, fmt.Sprintf("stuck: no progress for %s with lag %d", h.stuckAfter, h.status.Lag.Load())
+		return false, fmt.Sprintf("stuck: no progress for %s with lag %d", h.stuckAfter, st.Lag.Load())
+	}
+	if st.Assigned.Load() == 0 {
+		// A standby (more members than partitions, or no topic matches
+		// yet): it is in the group and takes partitions at the next rebalance.
+		return true, "ready: group joined, no partition assigned"
 	}
 	return true, "ready"
 }
