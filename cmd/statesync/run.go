@@ -203,8 +203,13 @@ type writerFunc func(ctx context.Context, b *batch.Batch) error
 
 func (f writerFunc) Apply(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
 
-// brokerWait bounds one metadata request of the start check.
-var brokerWait = 10 * time.Second
+// brokerWait bounds the start check's wait for the brokers in import; run
+// asks every runAsk (so SIGTERM is noticed) and logs every runLogEvery.
+var (
+	brokerWait  = 10 * time.Second
+	runAsk      = 2 * time.Second
+	runLogEvery = 30 * time.Second
+)
 
 // errStopped: the context ended while the start check waited for the brokers.
 var errStopped = errors.New("stopped")
@@ -214,9 +219,14 @@ var errStopped = errors.New("stopped")
 // import fails when the brokers do not answer within brokerWait; run keeps
 // asking (not ready meanwhile), as it rides out a broker outage later on.
 func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, importMode bool, h *health, log *zap.Logger) error {
+	wait := brokerWait
+	if !importMode {
+		wait = min(runAsk, brokerWait)
+	}
+	var logged time.Time
 	for {
 		start := time.Now()
-		err := c.CheckTopic(cfg.DLTTopic, brokerWait)
+		err := c.CheckTopic(cfg.DLTTopic, wait)
 		var unreachable *offsets.UnreachableError
 		var missing *offsets.MissingTopicError
 		switch {
@@ -234,14 +244,17 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 			if importMode {
 				return errors.New(msg)
 			}
-			log.Warn(msg + "; asking again (not ready until they answer)")
+			if time.Since(logged) >= runLogEvery {
+				logged = time.Now()
+				log.Warn(msg + "; asking again (not ready until they answer)")
+			}
 		default:
 			return fmt.Errorf("check the dead-letter topic %s (%sDLT_TOPIC): %w", cfg.DLTTopic, config.Prefix, err)
 		}
 		select {
 		case <-ctx.Done():
 			return errStopped
-		case <-time.After(brokerWait - time.Since(start)):
+		case <-time.After(wait - time.Since(start)):
 		}
 	}
 }
