@@ -3,10 +3,8 @@ package offsets
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +19,9 @@ import (
 )
 
 // A dead-letter topic that does not exist (deleted while running) makes the
-// publish fail: that is reported once as blocked (log, gauge, callback for
-// readiness), every failure is counted, and the first acknowledged publish
-// after the topic is back clears it.
+// publish fail: that is reported once (one log line saying how to create
+// the topic, the gauge, Blocked for readiness), every failure is counted,
+// and the first acknowledged publish after the topic is back clears it.
 func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := "codr.svc.blocked-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".dlt"
@@ -35,14 +33,7 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 	defer p.Close(time.Second)
 	core, logs := observer.New(zapcore.InfoLevel)
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	var mu sync.Mutex
-	var calls []string
-	d := &DeadLetters{P: p, Topic: topic, Log: zap.New(core), Metrics: m, Blocked: func(blocked bool, reason string) {
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, fmt.Sprintf("%t %s", blocked, reason))
-	}}
+	d := &DeadLetters{P: p, Topic: topic, Log: zap.New(core), Metrics: metrics.New(reg)}
 	msg := record.Message{Topic: "codr.state.x", Partition: 0, Offset: 7, Key: []byte("k"), Value: []byte("not json")}
 	cause := &record.PoisonError{Class: record.ClassInvalidJSON, Err: errors.New("bad")}
 	for i := 0; i < 3; i++ {
@@ -53,17 +44,15 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 			t.Fatal("dead letter to a missing topic acknowledged")
 		}
 	}
+	if blocked, why := d.Blocked(); !blocked || !strings.Contains(why, topic) {
+		t.Errorf("Blocked = %t %q, want true naming the topic", blocked, why)
+	}
 	if got := metricValue(t, reg, "statesync_dead_letter_blocked"); got != 1 {
 		t.Errorf("statesync_dead_letter_blocked = %v, want 1", got)
 	}
 	if got := metricValue(t, reg, "statesync_dead_letter_failures_total"); got != 3 {
 		t.Errorf("statesync_dead_letter_failures_total = %v, want 3", got)
 	}
-	mu.Lock()
-	if len(calls) != 1 || !strings.HasPrefix(calls[0], "true ") || !strings.Contains(calls[0], topic) {
-		t.Errorf("Blocked calls = %q, want one blocked call naming the topic", calls)
-	}
-	mu.Unlock()
 	if n := logs.FilterMessageSnippet("statesync topics create " + topic).Len(); n != 1 {
 		t.Errorf("%d log lines say how to create the topic, want 1 (not one per failed retry)", n)
 	}
@@ -74,14 +63,61 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 		defer cancel()
 		return d.DeadLetter(ctx, msg, cause) == nil
 	})
+	if blocked, why := d.Blocked(); blocked {
+		t.Errorf("still blocked after an acknowledged publish: %q", why)
+	}
 	if got := metricValue(t, reg, "statesync_dead_letter_blocked"); got != 0 {
 		t.Errorf("statesync_dead_letter_blocked = %v after success, want 0", got)
 	}
-	mu.Lock()
-	if len(calls) != 2 || calls[1] != "false " {
-		t.Errorf("Blocked calls = %q, want blocked then cleared", calls)
+	if n := logs.FilterMessageSnippet("acknowledges again").Len(); n != 1 {
+		t.Errorf("%d recovery log lines, want 1", n)
 	}
-	mu.Unlock()
+}
+
+// Blocked follows the partitions that wait for a dead letter: a partition
+// whose publish was abandoned (revoked while waiting) or that has not retried
+// for StaleAfter no longer counts, so a member that gave the partition up
+// does not stay unready.
+func TestBlockedCountsOnlyThePartitionsStillWaiting(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	d := &DeadLetters{Topic: "codr.svc.x.dlt", Metrics: metrics.New(reg), StaleAfter: time.Minute, Now: func() time.Time { return now }}
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	failed := errors.New("Local: Unknown topic")
+	a, b := origin{"codr.state.x", 0}, origin{"codr.state.x", 1}
+
+	d.outcome(live, a, failed)
+	d.outcome(live, b, failed)
+	if blocked, why := d.Blocked(); !blocked || !strings.Contains(why, "partitions waiting: 2") || !strings.Contains(why, "Unknown topic") {
+		t.Errorf("Blocked = %t %q, want 2 partitions waiting with the error", blocked, why)
+	}
+	d.outcome(gone, b, context.Canceled) // b revoked while its publish waited
+	if blocked, why := d.Blocked(); !blocked || !strings.Contains(why, "partitions waiting: 1") {
+		t.Errorf("Blocked = %t %q, want a's partition only", blocked, why)
+	}
+	now = now.Add(30 * time.Second)
+	d.outcome(live, a, failed) // a retries
+	now = now.Add(45 * time.Second)
+	if blocked, _ := d.Blocked(); !blocked {
+		t.Error("a retried 45 s ago (StaleAfter 1m): it still waits")
+	}
+	now = now.Add(time.Minute)
+	if blocked, why := d.Blocked(); blocked {
+		t.Errorf("Blocked = %t %q after a stopped retrying for longer than StaleAfter", blocked, why)
+	}
+	if got := metricValue(t, reg, "statesync_dead_letter_blocked"); got != 0 {
+		t.Errorf("statesync_dead_letter_blocked = %v, want 0", got)
+	}
+	d.outcome(live, a, failed)
+	d.outcome(live, b, nil) // the topic acknowledges: every partition passes at its next retry
+	if blocked, why := d.Blocked(); blocked {
+		t.Errorf("Blocked = %t %q after an acknowledged publish", blocked, why)
+	}
+	if got := metricValue(t, reg, "statesync_dead_letter_failures_total"); got != 4 {
+		t.Errorf("statesync_dead_letter_failures_total = %v, want the 4 failures (not the abandoned one)", got)
+	}
 }
 
 // metricValue sums the samples of a counter or gauge in reg.

@@ -113,54 +113,112 @@ type DeadLetters struct {
 	Topic string
 	Now   func() time.Time
 	Log   *zap.Logger
-	// Metrics: statesync_dead_letter_blocked follows the last publish,
-	// statesync_dead_letter_failures_total counts the failed ones.
+	// Metrics: statesync_dead_letter_blocked is 1 while Blocked is true,
+	// statesync_dead_letter_failures_total counts the failed publishes.
 	Metrics *metrics.Metrics
-	// Blocked, when set, is told when publishing starts failing (blocked
-	// true, with the reason) and when it succeeds again: while it fails, the
-	// record's partition waits (the caller retries), which readiness shows.
-	Blocked func(blocked bool, reason string)
+	// StaleAfter: a partition whose last publish failed this long ago, with
+	// no attempt since, no longer counts as waiting (it was given up, e.g.
+	// revoked while its retry slept). It must exceed the caller's longest
+	// retry interval; default 2 minutes.
+	StaleAfter time.Duration
 
 	mu      sync.Mutex
-	blocked bool
+	waiting map[origin]failure // origin partitions whose last publish failed
 }
 
-// setBlocked records the outcome of a publish; it logs and reports the
-// changes only, not every failed retry.
-func (d *DeadLetters) setBlocked(err error) {
+type origin struct {
+	topic     string
+	partition int32
+}
+
+type failure struct {
+	at  time.Time
+	err error
+}
+
+func (d *DeadLetters) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *DeadLetters) log() *zap.Logger {
+	if d.Log == nil {
+		return zap.NewNop()
+	}
+	return d.Log
+}
+
+// Blocked reports whether records wait because their dead letters cannot
+// be published (their partitions' publishes keep failing), and why: what
+// readiness shows.
+func (d *DeadLetters) Blocked() (bool, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.Metrics != nil && err != nil {
-		d.Metrics.DeadLetterFailures.Inc()
+	stale := d.StaleAfter
+	if stale <= 0 {
+		stale = 2 * time.Minute
 	}
-	blocked := err != nil
-	if blocked == d.blocked {
+	now := d.now()
+	var last failure
+	for o, f := range d.waiting {
+		if now.Sub(f.at) > stale {
+			delete(d.waiting, o)
+			continue
+		}
+		if f.at.After(last.at) {
+			last = f
+		}
+	}
+	d.setGauge()
+	if len(d.waiting) == 0 {
+		return false, ""
+	}
+	return true, fmt.Sprintf("dead-letter topic %s does not acknowledge (partitions waiting: %d): %v", d.Topic, len(d.waiting), last.err)
+}
+
+// outcome records how a publish for o ended. It logs the changes only (the
+// first failure, the recovery), not every failed retry.
+func (d *DeadLetters) outcome(ctx context.Context, o origin, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case err == nil:
+		// The topic acknowledges: the partitions waiting will pass at their
+		// next retry.
+		if len(d.waiting) > 0 {
+			d.log().Info("the dead-letter topic acknowledges again: waiting partitions go on", zap.String("dlt_topic", d.Topic))
+		}
+		clear(d.waiting)
+	case ctx.Err() != nil:
+		delete(d.waiting, o) // abandoned (revoked, shutting down): this partition no longer waits here
+	default:
+		if d.Metrics != nil {
+			d.Metrics.DeadLetterFailures.Inc()
+		}
+		if d.waiting == nil {
+			d.waiting = map[origin]failure{}
+		}
+		if len(d.waiting) == 0 {
+			d.log().Error("cannot publish to the dead-letter topic: the partition of the record waits (nothing is skipped) and the publish is retried; "+
+				"if the topic is missing, create it with: statesync topics create "+d.Topic,
+				zap.String("dlt_topic", d.Topic), zap.String("topic", o.topic), zap.Int32("partition", o.partition), zap.Error(err))
+		}
+		d.waiting[o] = failure{at: d.now(), err: err}
+	}
+	d.setGauge()
+}
+
+func (d *DeadLetters) setGauge() {
+	if d.Metrics == nil {
 		return
 	}
-	d.blocked = blocked
-	log := d.Log
-	if log == nil {
-		log = zap.NewNop()
+	v := 0.0
+	if len(d.waiting) > 0 {
+		v = 1
 	}
-	reason := ""
-	if blocked {
-		reason = fmt.Sprintf("dead-letter topic %s does not acknowledge: %v", d.Topic, err)
-		log.Error("cannot publish to the dead-letter topic: the partition of the record waits (nothing is skipped) and the publish is retried; "+
-			"if the topic is missing, create it with: statesync topics create "+d.Topic,
-			zap.String("dlt_topic", d.Topic), zap.Error(err))
-	} else {
-		log.Info("the dead-letter topic acknowledges again: waiting partitions go on", zap.String("dlt_topic", d.Topic))
-	}
-	if d.Metrics != nil {
-		v := 0.0
-		if blocked {
-			v = 1
-		}
-		d.Metrics.DeadLetterBlocked.Set(v)
-	}
-	if d.Blocked != nil {
-		d.Blocked(blocked, reason)
-	}
+	d.Metrics.DeadLetterBlocked.Set(v)
 }
 
 // DeadLetter publishes m's dead letter and waits for the acknowledgement.
@@ -168,27 +226,20 @@ func (d *DeadLetters) setBlocked(err error) {
 // body (the error message says so; the original stays in its topic), so a
 // partition never stalls on it.
 func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *record.PoisonError) error {
-	now := time.Now
-	if d.Now != nil {
-		now = d.Now
-	}
-	key, value, headers := record.DeadLetter(m, cause, now())
+	key, value, headers := record.DeadLetter(m, cause, d.now())
 	err := d.P.Produce(ctx, d.Topic, key, value, headers)
 	var ke kafka.Error
 	if errors.As(err, &ke) && (ke.Code() == kafka.ErrMsgSizeTooLarge || ke.Code() == kafka.ErrRecordListTooLarge) {
 		stripped := m
 		stripped.Value = []byte(fmt.Sprintf(`{"statesyncOmitted":"record of %d bytes is too large for %s; read it from %s partition %d offset %d"}`,
 			len(m.Value), d.Topic, m.Topic, m.Partition, m.Offset))
-		key, value, headers = record.DeadLetter(stripped, cause, now())
+		key, value, headers = record.DeadLetter(stripped, cause, d.now())
 		err = d.P.Produce(ctx, d.Topic, key, value, headers)
 	}
+	d.outcome(ctx, origin{m.Topic, m.Partition}, err)
 	if err != nil {
-		if ctx.Err() == nil { // not a failure of the topic: the write was abandoned
-			d.setBlocked(err)
-		}
 		return fmt.Errorf("dead-letter %s[%d]@%d to %s: %w", m.Topic, m.Partition, m.Offset, d.Topic, err)
 	}
-	d.setBlocked(nil)
 	return nil
 }
 

@@ -63,15 +63,14 @@ func TestReadinessRules(t *testing.T) {
 				st.LastProgress.Store(time.Now().Add(-tc.s.lastProgress).UnixNano())
 			}
 			h.status.Store(st)
-			if tc.s.dltBlocked != "" {
-				h.setDeadLetterBlocked(true, tc.s.dltBlocked)
-			}
+			dltBlocked := tc.s.dltBlocked != ""
+			h.setDeadLetters(func() (bool, string) { return dltBlocked, tc.s.dltBlocked })
 			ok, why := h.ready()
 			if ok != tc.ready || !strings.Contains(why, tc.why) {
 				t.Errorf("ready = %t %q, want %t with %q", ok, why, tc.ready, tc.why)
 			}
-			if tc.s.dltBlocked != "" {
-				h.setDeadLetterBlocked(false, "")
+			if dltBlocked {
+				dltBlocked = false
 				if ok, why := h.ready(); !ok {
 					t.Errorf("not ready (%q) after the dead-letter topic acknowledged again", why)
 				}

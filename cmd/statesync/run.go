@@ -104,7 +104,9 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		log.Info("closed dead-letter producer")
 	}()
 
-	dlt := &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m, Blocked: health.setDeadLetterBlocked}
+	dlt := &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m,
+		StaleAfter: 2*cfg.RetryMaxBackoff + time.Minute} // the applier retries a failed dead letter at least this often
+	health.setDeadLetters(dlt.Blocked)
 	applier := sink.NewApplier(db, dlt, sink.ApplyOptions{
 		Collection:      cfg.Collection,
 		MaxBackoff:      cfg.RetryMaxBackoff,
@@ -262,23 +264,18 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 // health answers /healthz and /readyz.
 type health struct {
 	mongoUp    atomic.Bool
-	kafkaUp    atomic.Bool                    // the brokers answered the start check
-	dltBlocked atomic.Pointer[string]         // why dead letters cannot be published; nil when they can
-	status     atomic.Pointer[offsets.Status] // set once the consumer exists
+	kafkaUp    atomic.Bool                           // the brokers answered the start check
+	dltBlocked atomic.Pointer[func() (bool, string)] // whether records wait for their dead letters, and why
+	status     atomic.Pointer[offsets.Status]        // set once the consumer exists
 	metrics    *metrics.Metrics
 	stuckAfter time.Duration
 	brokers    string
 	group      string
 }
 
-// setDeadLetterBlocked is the dead-letter publisher's report.
-func (h *health) setDeadLetterBlocked(blocked bool, reason string) {
-	if !blocked {
-		h.dltBlocked.Store(nil)
-		return
-	}
-	h.dltBlocked.Store(&reason)
-}
+// setDeadLetters gives readiness the dead-letter publisher's report
+// (offsets.DeadLetters.Blocked).
+func (h *health) setDeadLetters(blocked func() (bool, string)) { h.dltBlocked.Store(&blocked) }
 
 func (h *health) setMongo(up bool) {
 	h.mongoUp.Store(up)
@@ -326,8 +323,10 @@ func (h *health) check() (bool, string) {
 	if !st.Joined.Load() {
 		return false, fmt.Sprintf("joining consumer group %s: no assignment received yet", h.group)
 	}
-	if why := h.dltBlocked.Load(); why != nil {
-		return false, *why + "; the partitions of records to dead-letter wait"
+	if f := h.dltBlocked.Load(); f != nil {
+		if blocked, why := (*f)(); blocked {
+			return false, why + "; those partitions wait, nothing is skipped"
+		}
 	}
 	if last := st.LastProgress.Load(); st.Lag.Load() > 0 && last > 0 &&
 		time.Since(time.Unix(0, last)) > h.stuckAfter {
