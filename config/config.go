@@ -45,7 +45,7 @@ type Config struct {
 	BatchMaxWait     time.Duration `env:"BATCH_MAX_WAIT" envDefault:"200ms" desc:"flush a partition's batch this long after its first message"`
 	WriteConcurrency int           `env:"WRITE_CONCURRENCY" envDefault:"4" desc:"bulk writes in flight at once (one per partition at most)"`
 	RetryMaxBackoff  time.Duration `env:"RETRY_MAX_BACKOFF" envDefault:"30s" desc:"cap of the backoff between retries of a failed write"`
-	UnwritableAfter  int           `env:"UNWRITABLE_AFTER" envDefault:"5" desc:"failed attempts of an isolated record, while MongoDB answers pings and other writes succeed, before it is dead-lettered as unwritable"`
+	UnwritableAfter  int           `env:"UNWRITABLE_AFTER" envDefault:"5" desc:"failures in a row, each followed by a passing canary write to the same collection, before a batch is split (a lone record: dead-lettered as unwritable)"`
 
 	DLTTopic     string        `env:"DLT_TOPIC" envDefault:"codr.svc.mongo.dlt" desc:"dead-letter topic"`
 	SyncMetadata bool          `env:"SYNC_METADATA" envDefault:"true" desc:"write topic/partition/offset/processedAt/traceId into each document"`
