@@ -1,7 +1,7 @@
 # The few commands people type. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
 
-.PHONY: demo build test lint bench stack-up stack-down stack-env stack-status
+.PHONY: demo build test soak lint bench stack-up stack-down stack-env stack-status
 
 ## demo: start the local stack, publish sample users, import them into FerretDB, check the count
 demo:
@@ -19,6 +19,19 @@ lint:
 ## test: start the local stack (Kafka + FerretDB), vet, run every test, stop what it started
 test:
 	scripts/test
+
+## soak: the model checker (test/e2e/model_test.go) on consecutive seeds against the local stack:
+## make soak SEEDS=200 | make soak SOAK_DURATION=30m (default 50 seeds); SOAK_FIRST=n starts at seed n
+## (default: from the clock). Each failing seed logs the command that replays it; bounded by a watchdog.
+SEEDS ?=
+SOAK_DURATION ?=
+SOAK_FIRST ?=
+soak:
+	scripts/stack up
+	eval "$$(scripts/stack env)" && count="$(SEEDS)" && \
+	if [[ -z $$count && -z "$(SOAK_DURATION)" ]]; then count=50; fi && \
+	STATESYNC_MODEL_COUNT="$$count" STATESYNC_MODEL_DURATION="$(SOAK_DURATION)" STATESYNC_MODEL_FIRST="$(SOAK_FIRST)" \
+		go test -count=1 -timeout 0 -run 'TestModel$$' -v ./test/e2e/
 
 ## stack-up: start the local Kafka + FerretDB-on-PostgreSQL stack (docs/local-stack.md)
 stack-up:
