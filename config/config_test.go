@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,23 +216,198 @@ func TestKafkaPropertiesPassThrough(t *testing.T) {
 	}
 }
 
-// The README's configuration table is the users' reference: every variable
-// must be in it.
-func TestREADMEDocumentsEveryVariable(t *testing.T) {
+// The README's configuration table is the users' reference: it is the
+// table generated from the struct tags (statesync env --markdown), verbatim.
+func TestREADMEConfigurationTableIsTheGeneratedReference(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse(minimal())
+	want := ReferenceMarkdown()
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md's configuration table differs from the struct tags: replace it with the output of `statesync env --markdown`:\n%s", want)
+	}
+	for _, v := range Vars() {
+		if v.Desc == "" {
+			t.Errorf("%s has no desc tag", v.Name)
+		}
+		if strings.Count(v.Desc, "'")%2 != 0 {
+			t.Errorf("%s: desc has an odd number of ' (they quote code): %s", v.Name, v.Desc)
+		}
+	}
+	for _, line := range mustParse(t, minimal()).Masked() {
+		name, _, _ := strings.Cut(line, "=")
+		if !strings.Contains(want, "`"+name+"`") {
+			t.Errorf("statesync config shows %s, which the reference does not document", name)
+		}
+	}
+}
+
+func mustParse(t *testing.T, env map[string]string) Config {
+	t.Helper()
+	c, err := Parse(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range c.Masked() {
-		name, _, _ := strings.Cut(line, "=")
-		if !strings.Contains(string(readme), "`"+name+"`") {
-			t.Errorf("README.md does not document %s", name)
+	return c
+}
+
+// Each configuration error names its variable, once, says what to change,
+// and never quotes a value that could be secret.
+func TestEachConfigurationErrorNamesItsVariableOnce(t *testing.T) {
+	cases := []struct {
+		name, variable, value string
+		want                  []string // in the one problem about variable
+		never                 string   // must not appear anywhere
+	}{
+		{"a duration that does not parse is one error, not a second about 0s", "BATCH_MAX_WAIT", "abc", []string{`STATESYNC_BATCH_MAX_WAIT="abc" is not a duration`, "200ms"}, "=0s"},
+		{"a number that does not parse", "BATCH_MAX_DOCS", "many", []string{`STATESYNC_BATCH_MAX_DOCS="many" is not a whole number`}, "must be at least 1"},
+		{"a bool that does not parse", "SYNC_METADATA", "yes please", []string{`STATESYNC_SYNC_METADATA="yes please": use true or false`}, "STALE_GUARD"},
+		{"a property list entry without = never echoes the entry", "KAFKA_PROPERTIES", "security.protocol=SSL;sasl.password:KP4ss", []string{"STATESYNC_KAFKA_PROPERTIES: entry 2 of 2 has no =", "key=value;key=value"}, "KP4ss"},
+		{"a trailing separator is named", "KAFKA_PROPERTIES", "security.protocol=SSL;", []string{"entry 2 of 2 is empty"}, ""},
+		{"a collection entry without = is quoted (not secret)", "COLLECTIONS", "user", []string{`STATESYNC_COLLECTIONS: entry 1 of 1 ("user") has no =`}, ""},
+		{"a URI without the scheme never echoes the URI", "MONGO_URI", "u:S3cretPW@db:27017", []string{"STATESYNC_MONGO_URI must start with mongodb://"}, "S3cretPW"},
+		{"a bad log level", "LOG_LEVEL", "loud", []string{`STATESYNC_LOG_LEVEL="loud": use debug, info, warn or error`}, ""},
+		{"a negative duration", "SHUTDOWN_GRACE", "-5s", []string{"STATESYNC_SHUTDOWN_GRACE=-5s: must be a positive duration"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := minimal()
+			env[Prefix+tc.variable] = tc.value
+			_, err := Parse(env)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a configuration error", err)
+			}
+			var about []string
+			for _, p := range ce.Problems {
+				if strings.Contains(p, Prefix+tc.variable) {
+					about = append(about, p)
+				}
+			}
+			if len(about) != 1 {
+				t.Fatalf("%d problems name %s, want 1:\n%s", len(about), tc.variable, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(about[0], w) {
+					t.Errorf("problem %q does not say %q", about[0], w)
+				}
+			}
+			if tc.never != "" && strings.Contains(err.Error(), tc.never) {
+				t.Errorf("error says %q:\n%s", tc.never, err)
+			}
+		})
+	}
+}
+
+// A misspelled variable is not ignored: the error names the closest known
+// one. Other unknown STATESYNC_* variables are warnings; the tooling's
+// (local stack, tests) are neither.
+func TestUnknownVariablesNameTheClosestKnownOne(t *testing.T) {
+	env := minimal()
+	delete(env, "STATESYNC_KAFKA_BROKERS")
+	env["STATESYNC_KAFKA_BROKER"] = "kafka:9092"
+	env["STATESYNC_BATCH_MAX_WAITS"] = "1s"
+	env["STATESYNC_SOMETHING_ELSE_ENTIRELY"] = "x"
+	env["STATESYNC_TEST_KAFKA_BROKERS"] = "127.0.0.1:19092"
+	env["STATESYNC_STACK_DIR"] = "/tmp/x"
+	c, err := Parse(env)
+	if err == nil {
+		t.Fatal("Parse accepted a misspelled variable")
+	}
+	for _, w := range []string{
+		"STATESYNC_KAFKA_BROKER is not a statesync variable: did you mean STATESYNC_KAFKA_BROKERS?",
+		"STATESYNC_BATCH_MAX_WAITS is not a statesync variable: did you mean STATESYNC_BATCH_MAX_WAIT?",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q:\n%v", w, err)
 		}
 	}
+	for _, never := range []string{"SOMETHING_ELSE", "TEST_KAFKA", "STACK_DIR"} {
+		if strings.Contains(err.Error(), never) {
+			t.Errorf("error mentions %s:\n%v", never, err)
+		}
+	}
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "STATESYNC_SOMETHING_ELSE_ENTIRELY is not a statesync variable and is ignored") || strings.Contains(w, "TEST_") {
+		t.Errorf("warnings = %q", w)
+	}
+}
+
+// Every secret form is masked by statesync config and removed by Redact
+// from any text (errors of the drivers quoting the value).
+func TestEverySecretFormIsMasked(t *testing.T) {
+	cases := []struct {
+		name   string
+		env    map[string]string
+		secret string
+	}{
+		{"a URI password", map[string]string{"STATESYNC_MONGO_URI": "mongodb://u:S3cretPW@db:27017/x"}, "S3cretPW"},
+		{"a URI password holding an unescaped @", map[string]string{"STATESYNC_MONGO_URI": "mongodb://u:S3cr@tPW@db:27017"}, "tPW"},
+		{"the head of a URI password holding an unescaped @", map[string]string{"STATESYNC_MONGO_URI": "mongodb://u:S3cr@tPW@db:27017"}, "S3cr"},
+		{"a URI password percent-encoded", map[string]string{"STATESYNC_MONGO_URI": "mongodb://u:p%40ssW0rd@db:27017"}, "ssW0rd"},
+		{"an AWS session token in the URI", map[string]string{"STATESYNC_MONGO_URI": "mongodb+srv://AKIA:SECRETKEY@cluster.example.net/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:FQoGZXIvYXdzEtoken"}, "FQoGZXIvYXdzEtoken"},
+		{"a TLS key password in the URI", map[string]string{"STATESYNC_MONGO_URI": "mongodb://db/?tls=true&tlsCertificateKeyFilePassword=KeyPassw0rd"}, "KeyPassw0rd"},
+		{"a URI read from a file", map[string]string{"STATESYNC_MONGO_URI": "", "STATESYNC_MONGO_URI_FILE": "@file:mongodb://u:FileSecret1@db"}, "FileSecret1"},
+		{"the SASL password", map[string]string{"STATESYNC_KAFKA_SASL_PASSWORD": "SaslPassw0rd"}, "SaslPassw0rd"},
+		{"sasl.password as a property", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "sasl.password=KP4ssword"}, "KP4ssword"},
+		{"an OAuth client secret", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "sasl.oauthbearer.client.secret=OauthS3cret"}, "OauthS3cret"},
+		{"the OAuth configuration", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "sasl.oauthbearer.config=principal=svc scope=x token=UnsecJwt"}, "UnsecJwt"},
+		{"a private key in PEM", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "ssl.key.pem=-----BEGIN PRIVATE KEY-----MIIEvQIBADANBg"}, "MIIEvQIBADANBg"},
+		{"a key password", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "ssl.key.password=KeyP4ss"}, "KeyP4ss"},
+		{"a keystore password", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "ssl.keystore.password=StoreP4ss"}, "StoreP4ss"},
+		{"a SASL JAAS-like config", map[string]string{"STATESYNC_KAFKA_PROPERTIES": "sasl.jaas.config=user pass=JaasS3cret"}, "JaasS3cret"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := minimal()
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			if f, ok := strings.CutPrefix(env["STATESYNC_MONGO_URI_FILE"], "@file:"); ok {
+				path := filepath.Join(t.TempDir(), "uri")
+				if err := os.WriteFile(path, []byte(f), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env["STATESYNC_MONGO_URI_FILE"] = path
+				delete(env, "STATESYNC_MONGO_URI")
+			}
+			c, err := Parse(env)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			masked := strings.Join(c.Masked(), "\n")
+			if strings.Contains(masked, tc.secret) {
+				t.Errorf("statesync config shows %q:\n%s", tc.secret, masked)
+			}
+			if !strings.Contains(masked, "****") {
+				t.Errorf("nothing masked:\n%s", masked)
+			}
+			// what a driver's error may quote: the URI, a property's value
+			quoted := fmt.Sprintf("error parsing %q: %v (%s)", c.MongoURI, tc.env, c.KafkaConfig())
+			if u, err := url.PathUnescape(c.MongoURI); err == nil {
+				quoted += " " + u
+			}
+			if r := c.Redact(quoted); strings.Contains(r, tc.secret) {
+				t.Errorf("Redact leaves %q in %s", tc.secret, r)
+			}
+		})
+	}
+	t.Run("what is not secret stays readable", func(t *testing.T) {
+		env := minimal()
+		env["STATESYNC_MONGO_URI"] = "mongodb://svc:pw123@db-0:27017,db-1:27017/codr?replicaSet=rs0&authSource=admin"
+		env["STATESYNC_KAFKA_PROPERTIES"] = "security.protocol=SASL_SSL;sasl.mechanism=SCRAM-SHA-512;ssl.ca.location=/etc/ca.pem"
+		env["STATESYNC_KAFKA_SASL_USERNAME"] = "svc"
+		masked := strings.Join(mustParse(t, env).Masked(), "\n")
+		for _, w := range []string{
+			"STATESYNC_MONGO_URI=mongodb://svc:****@db-0:27017,db-1:27017/codr?replicaSet=rs0&authSource=admin",
+			"STATESYNC_KAFKA_PROPERTIES=sasl.mechanism=SCRAM-SHA-512;security.protocol=SASL_SSL;ssl.ca.location=/etc/ca.pem",
+			"STATESYNC_KAFKA_SASL_USERNAME=svc",
+		} {
+			if !strings.Contains(masked, w) {
+				t.Errorf("statesync config does not show %q:\n%s", w, masked)
+			}
+		}
+	})
 }
 
 // The dead-letter topic is never consumed: a topic list naming it is a
