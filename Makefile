@@ -11,6 +11,10 @@ demo:
 build:
 	go build -o bin/statesync ./cmd/statesync
 
+## image: build the image from the Dockerfile with podman and run it against the local stack (scripts/image)
+image:
+	scripts/image test
+
 ## lint: gofmt and go vet
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
