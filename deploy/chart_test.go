@@ -1,16 +1,15 @@
 // Package deploy asserts what the statesync Helm chart renders. Run it through helm_test.sh, which
 // provides a helm binary (HELM); it is its own module so the daemon's go.mod stays clean.
+//
+// Every manifest that any test renders is decoded strictly into the Go type the API server itself
+// decodes it into (k8s.io/api, and the prometheus-operator's monitoring.coreos.com/v1 types for
+// ServiceMonitor, PodMonitor and PrometheusRule): an unknown or misspelt field, a value of the
+// wrong type or a malformed quantity fails the test (render_test.go).
 package deploy
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,8 +17,11 @@ import (
 	"sync"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 const (
@@ -28,326 +30,6 @@ const (
 	namespace   = "codr"
 	kubeVersion = "1.30.0"
 )
-
-// ---- rendering ------------------------------------------------------------------------------
-
-type object = map[string]any
-
-type manifests []object
-
-func helmBin(t *testing.T) string {
-	t.Helper()
-	if h := os.Getenv("HELM"); h != "" {
-		return h
-	}
-	h, err := exec.LookPath("helm")
-	if err != nil {
-		t.Fatal("no helm: run bash deploy/helm_test.sh, which builds one, or set HELM")
-	}
-	return h
-}
-
-func runHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	cmd := exec.Command(helmBin(t), args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	return out.String(), errb.String(), err
-}
-
-// valuesFile writes values as a YAML file for helm -f.
-func valuesFile(t *testing.T, values object) string {
-	t.Helper()
-	b, err := yaml.Marshal(values)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not t.TempDir(): helm splits -f on commas, and test names have them.
-	dir, err := os.MkdirTemp("", "statesync-values-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := filepath.Join(dir, "values.yaml")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// template runs helm template on dir with the given values files/objects and returns the error
-// output on failure.
-func template(t *testing.T, dir, release string, values ...any) (manifests, string, error) {
-	t.Helper()
-	args := []string{"template", release, dir, "--namespace", namespace, "--kube-version", kubeVersion}
-	for _, v := range values {
-		switch v := v.(type) {
-		case string:
-			args = append(args, "-f", v)
-		case object:
-			args = append(args, "-f", valuesFile(t, v))
-		default:
-			t.Fatalf("values must be a file name or an object, not %T", v)
-		}
-	}
-	out, stderr, err := runHelm(t, args...)
-	if err != nil {
-		return nil, stderr, err
-	}
-	var docs manifests
-	dec := yaml.NewDecoder(strings.NewReader(out))
-	for {
-		var doc object
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("helm template printed invalid YAML: %v\n%s", err, out)
-		}
-		if doc != nil {
-			docs = append(docs, doc)
-		}
-	}
-	return docs, "", nil
-}
-
-func mustTemplate(t *testing.T, dir, release string, values ...any) manifests {
-	t.Helper()
-	docs, stderr, err := template(t, dir, release, values...)
-	if err != nil {
-		t.Fatalf("helm template %s: %v\n%s", dir, err, stderr)
-	}
-	return docs
-}
-
-func (m manifests) ofKind(kind string) []object {
-	var out []object
-	for _, o := range m {
-		if o["kind"] == kind {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-func (m manifests) kinds() []string {
-	var out []string
-	for _, o := range m {
-		out = append(out, fmt.Sprint(o["kind"]))
-	}
-	sort.Strings(out)
-	return out
-}
-
-// one returns the only object of kind, decoded into T.
-func one[T any](t *testing.T, m manifests, kind string) T {
-	t.Helper()
-	objs := m.ofKind(kind)
-	if len(objs) != 1 {
-		t.Fatalf("want exactly one %s, rendered %d (kinds: %v)", kind, len(objs), m.kinds())
-	}
-	return convert[T](t, objs[0])
-}
-
-func convert[T any](t *testing.T, o any) T {
-	t.Helper()
-	var v T
-	b, err := yaml.Marshal(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		t.Fatalf("decode %T: %v", v, err)
-	}
-	return v
-}
-
-// ---- the slice of the Kubernetes API the assertions read --------------------------------------
-
-type meta struct {
-	Name        string            `yaml:"name"`
-	Namespace   string            `yaml:"namespace"`
-	Labels      map[string]string `yaml:"labels"`
-	Annotations map[string]string `yaml:"annotations"`
-}
-
-type envVar struct {
-	Name      string  `yaml:"name"`
-	Value     *string `yaml:"value"`
-	ValueFrom *struct {
-		SecretKeyRef *struct {
-			Name string `yaml:"name"`
-			Key  string `yaml:"key"`
-		} `yaml:"secretKeyRef"`
-	} `yaml:"valueFrom"`
-}
-
-type probe struct {
-	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port string `yaml:"port"`
-	} `yaml:"httpGet"`
-}
-
-type container struct {
-	Name  string   `yaml:"name"`
-	Image string   `yaml:"image"`
-	Args  []string `yaml:"args"`
-	Ports []struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	} `yaml:"ports"`
-	Env            []envVar `yaml:"env"`
-	LivenessProbe  *probe   `yaml:"livenessProbe"`
-	ReadinessProbe *probe   `yaml:"readinessProbe"`
-	Resources      struct {
-		Requests map[string]string `yaml:"requests"`
-		Limits   map[string]string `yaml:"limits"`
-	} `yaml:"resources"`
-	SecurityContext struct {
-		RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
-		RunAsUser                *int  `yaml:"runAsUser"`
-		ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
-		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
-		Capabilities             struct {
-			Drop []string `yaml:"drop"`
-		} `yaml:"capabilities"`
-	} `yaml:"securityContext"`
-}
-
-type deployment struct {
-	Metadata meta `yaml:"metadata"`
-	Spec     struct {
-		Replicas int `yaml:"replicas"`
-		Selector struct {
-			MatchLabels map[string]string `yaml:"matchLabels"`
-		} `yaml:"selector"`
-		Template struct {
-			Metadata meta `yaml:"metadata"`
-			Spec     struct {
-				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
-				SecurityContext               struct {
-					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
-					RunAsUser    *int  `yaml:"runAsUser"`
-				} `yaml:"securityContext"`
-				Containers []container `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
-}
-
-type service struct {
-	Metadata meta `yaml:"metadata"`
-	Spec     struct {
-		Selector map[string]string `yaml:"selector"`
-		Ports    []struct {
-			Name       string `yaml:"name"`
-			Port       int    `yaml:"port"`
-			TargetPort string `yaml:"targetPort"`
-		} `yaml:"ports"`
-	} `yaml:"spec"`
-}
-
-type secret struct {
-	Metadata meta              `yaml:"metadata"`
-	Data     map[string]string `yaml:"data"`
-}
-
-type rule struct {
-	Alert       string            `yaml:"alert"`
-	Expr        string            `yaml:"expr"`
-	For         string            `yaml:"for"`
-	Labels      map[string]string `yaml:"labels"`
-	Annotations map[string]string `yaml:"annotations"`
-}
-
-type prometheusRule struct {
-	Metadata meta `yaml:"metadata"`
-	Spec     struct {
-		Groups []struct {
-			Name  string `yaml:"name"`
-			Rules []rule `yaml:"rules"`
-		} `yaml:"groups"`
-	} `yaml:"spec"`
-}
-
-func (d deployment) container(t *testing.T, name string) container {
-	t.Helper()
-	var names []string
-	for _, c := range d.Spec.Template.Spec.Containers {
-		if c.Name == name {
-			return c
-		}
-		names = append(names, c.Name)
-	}
-	t.Fatalf("deployment %s has no container %q (has %v)", d.Metadata.Name, name, names)
-	return container{}
-}
-
-func (c container) env(t *testing.T, name string) envVar {
-	t.Helper()
-	var found []envVar
-	for _, e := range c.Env {
-		if e.Name == name {
-			found = append(found, e)
-		}
-	}
-	if len(found) == 0 {
-		t.Fatalf("container %s has no env %s", c.Name, name)
-	}
-	return found[len(found)-1] // the kubelet applies the last one
-}
-
-func (c container) hasEnv(name string) bool {
-	for _, e := range c.Env {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// assertEnv checks literal values of environment variables.
-func assertEnv(t *testing.T, c container, want map[string]string) {
-	t.Helper()
-	for name, value := range want {
-		e := c.env(t, name)
-		if e.Value == nil {
-			t.Errorf("%s: want value %q, got valueFrom", name, value)
-			continue
-		}
-		if *e.Value != value {
-			t.Errorf("%s = %q, want %q", name, *e.Value, value)
-		}
-	}
-}
-
-func assertSecretRef(t *testing.T, c container, env, secretName, key string) {
-	t.Helper()
-	e := c.env(t, env)
-	if e.Value != nil {
-		t.Fatalf("%s is a literal value %q: want a secretKeyRef", env, *e.Value)
-	}
-	if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-		t.Fatalf("%s has no secretKeyRef", env)
-	}
-	if r := e.ValueFrom.SecretKeyRef; r.Name != secretName || r.Key != key {
-		t.Errorf("%s from secret %s key %s, want secret %s key %s", env, r.Name, r.Key, secretName, key)
-	}
-}
-
-func (c container) port(t *testing.T, name string) int {
-	t.Helper()
-	for _, p := range c.Ports {
-		if p.Name == name {
-			return p.ContainerPort
-		}
-	}
-	t.Fatalf("container %s has no port named %s", c.Name, name)
-	return 0
-}
 
 func chartAppVersion(t *testing.T) string {
 	t.Helper()
@@ -466,16 +148,15 @@ func TestStandalone(t *testing.T) {
 		if got := docs.kinds(); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("kinds = %v, want %v", got, want)
 		}
-		for _, o := range docs {
-			m := convert[meta](t, o["metadata"])
+		for _, m := range docs {
 			if m.Namespace != namespace {
-				t.Errorf("%s %s in namespace %q, want %q", o["kind"], m.Name, m.Namespace, namespace)
+				t.Errorf("%s %s in namespace %q, want %q", m.Kind, m.Name, m.Namespace, namespace)
 			}
 		}
 	})
 
-	d := one[deployment](t, docs, "Deployment")
-	c := d.container(t, "statesync")
+	d := one[*appsv1.Deployment](t, docs, "Deployment")
+	c := container(t, d, "statesync")
 
 	t.Run("every STATESYNC_ variable carries the value the binary expects", func(t *testing.T) {
 		assertEnv(t, c, map[string]string{
@@ -503,7 +184,7 @@ func TestStandalone(t *testing.T) {
 			"STATESYNC_STUCK_AFTER":            "5m",
 		})
 		for _, absent := range []string{"STATESYNC_KAFKA_PROPERTIES", "STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_MONGO_URI_FILE"} {
-			if c.hasEnv(absent) {
+			if hasEnv(c, absent) {
 				t.Errorf("%s is set although its value is empty", absent)
 			}
 		}
@@ -516,38 +197,41 @@ func TestStandalone(t *testing.T) {
 
 	t.Run("the MongoDB URI comes from the chart's Secret by secretKeyRef, never as a literal", func(t *testing.T) {
 		assertSecretRef(t, c, "STATESYNC_MONGO_URI", name, "mongo-uri")
-		s := one[secret](t, docs, "Secret")
-		if s.Metadata.Name != name {
-			t.Errorf("secret %s, want %s", s.Metadata.Name, name)
+		s := one[*corev1.Secret](t, docs, "Secret")
+		if s.Name != name {
+			t.Errorf("secret %s, want %s", s.Name, name)
 		}
-		uri, err := base64.StdEncoding.DecodeString(s.Data["mongo-uri"])
-		if err != nil || string(uri) != "mongodb://statesync:secret@mongo-0.mongo:27017/?replicaSet=rs0" {
-			t.Errorf("secret mongo-uri = %q (%v)", uri, err)
+		// data is base64 in the manifest; decoding into corev1.Secret checked and decoded it.
+		if uri := string(s.Data["mongo-uri"]); uri != "mongodb://statesync:secret@mongo-0.mongo:27017/?replicaSet=rs0" {
+			t.Errorf("secret mongo-uri = %q", uri)
 		}
 		for _, e := range c.Env {
-			if e.Value != nil && strings.Contains(*e.Value, "statesync:secret") {
+			if strings.Contains(e.Value, "statesync:secret") {
 				t.Errorf("%s carries the password in clear", e.Name)
 			}
 		}
-		if d.Spec.Template.Metadata.Annotations["checksum/secret"] == "" {
+		if d.Spec.Template.Annotations["checksum/secret"] == "" {
 			t.Error("no checksum/secret annotation: a changed secret would not roll the pods")
 		}
 	})
 
 	t.Run("liveness probes /healthz and readiness /readyz on the HTTP port", func(t *testing.T) {
-		if c.port(t, "statesync-http") != 8080 {
-			t.Errorf("port statesync-http = %d, want 8080", c.port(t, "statesync-http"))
+		if port(t, c, "statesync-http") != 8080 {
+			t.Errorf("port statesync-http = %d, want 8080", port(t, c, "statesync-http"))
 		}
-		if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port != "statesync-http" {
+		if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "statesync-http" {
 			t.Errorf("livenessProbe = %+v, want GET /healthz on statesync-http", p)
 		}
-		if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port != "statesync-http" {
+		if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.String() != "statesync-http" {
 			t.Errorf("readinessProbe = %+v, want GET /readyz on statesync-http", p)
 		}
 	})
 
 	t.Run("it runs as non-root with a read-only root filesystem and no capabilities", func(t *testing.T) {
 		sc := c.SecurityContext
+		if sc == nil {
+			t.Fatal("no container securityContext")
+		}
 		if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != 65532 {
 			t.Errorf("container runAsNonRoot/runAsUser = %v/%v, want true/65532", sc.RunAsNonRoot, sc.RunAsUser)
 		}
@@ -557,25 +241,25 @@ func TestStandalone(t *testing.T) {
 		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 			t.Error("allowPrivilegeEscalation is not false")
 		}
-		if strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
+		if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
 			t.Errorf("capabilities.drop = %v, want [ALL]", sc.Capabilities.Drop)
 		}
 		pod := d.Spec.Template.Spec.SecurityContext
-		if pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot {
+		if pod == nil || pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot {
 			t.Error("pod securityContext.runAsNonRoot is not true")
 		}
 	})
 
 	t.Run("resources default to 100m/128Mi requests and 1 CPU/256Mi limits", func(t *testing.T) {
 		r := c.Resources
-		if r.Requests["cpu"] != "100m" || r.Requests["memory"] != "128Mi" || r.Limits["cpu"] != "1" || r.Limits["memory"] != "256Mi" {
+		if r.Requests.Cpu().String() != "100m" || r.Requests.Memory().String() != "128Mi" || r.Limits.Cpu().String() != "1" || r.Limits.Memory().String() != "256Mi" {
 			t.Errorf("resources = %+v", r)
 		}
 	})
 
 	t.Run("the pod's grace period exceeds statesync's shutdown grace", func(t *testing.T) {
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got != 45 {
-			t.Errorf("terminationGracePeriodSeconds = %d, want 45 (30s shutdown grace + 15)", got)
+		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
+			t.Errorf("terminationGracePeriodSeconds = %v, want 45 (30s shutdown grace + 15)", got)
 		}
 	})
 
@@ -586,39 +270,31 @@ func TestStandalone(t *testing.T) {
 		if strings.Join(c.Args, " ") != "run" {
 			t.Errorf("args = %v, want [run]", c.Args)
 		}
-		if d.Spec.Replicas != 2 {
-			t.Errorf("replicas = %d, want 2", d.Spec.Replicas)
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+			t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
 		}
 	})
 
 	t.Run("the Service and ServiceMonitor reach the metrics port of these pods", func(t *testing.T) {
-		s := one[service](t, docs, "Service")
+		s := one[*corev1.Service](t, docs, "Service")
 		for k, v := range s.Spec.Selector {
-			if d.Spec.Template.Metadata.Labels[k] != v {
-				t.Errorf("service selects %s=%s, pod has %q", k, v, d.Spec.Template.Metadata.Labels[k])
+			if d.Spec.Template.Labels[k] != v {
+				t.Errorf("service selects %s=%s, pod has %q", k, v, d.Spec.Template.Labels[k])
 			}
 		}
-		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort != "statesync-http" || s.Spec.Ports[0].Name != "http" {
+		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort.String() != "statesync-http" || s.Spec.Ports[0].Name != "http" {
 			t.Errorf("service ports = %+v", s.Spec.Ports)
 		}
-		sm := one[object](t, docs, "ServiceMonitor")
-		ep := convert[struct {
-			Spec struct {
-				Selector struct {
-					MatchLabels map[string]string `yaml:"matchLabels"`
-				} `yaml:"selector"`
-				Endpoints []struct {
-					Port string `yaml:"port"`
-					Path string `yaml:"path"`
-				} `yaml:"endpoints"`
-			} `yaml:"spec"`
-		}](t, sm)
-		if len(ep.Spec.Endpoints) != 1 || ep.Spec.Endpoints[0].Port != "http" || ep.Spec.Endpoints[0].Path != "/metrics" {
-			t.Errorf("servicemonitor endpoints = %+v", ep.Spec.Endpoints)
+		sm := one[*monitoringv1.ServiceMonitor](t, docs, "ServiceMonitor")
+		if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "http" || sm.Spec.Endpoints[0].Path != "/metrics" {
+			t.Errorf("servicemonitor endpoints = %+v", sm.Spec.Endpoints)
 		}
-		for k, v := range ep.Spec.Selector.MatchLabels {
-			if s.Metadata.Labels[k] != v {
-				t.Errorf("servicemonitor selects %s=%s, service has %q", k, v, s.Metadata.Labels[k])
+		if len(sm.Spec.Selector.MatchLabels) == 0 {
+			t.Error("servicemonitor selects every service")
+		}
+		for k, v := range sm.Spec.Selector.MatchLabels {
+			if s.Labels[k] != v {
+				t.Errorf("servicemonitor selects %s=%s, service has %q", k, v, s.Labels[k])
 			}
 		}
 	})
@@ -655,8 +331,8 @@ func TestValues(t *testing.T) {
 			"http":                 object{"port": 9000},
 			"extraEnv":             []any{object{"name": "GODEBUG", "value": "madvdontneed=1"}, object{"name": "STATESYNC_LOG_LEVEL", "value": "warn"}},
 		}))
-		d := one[deployment](t, docs, "Deployment")
-		c := d.container(t, "statesync")
+		d := one[*appsv1.Deployment](t, docs, "Deployment")
+		c := container(t, d, "statesync")
 		assertEnv(t, c, map[string]string{
 			"STATESYNC_KAFKA_GROUP_ID":      "orders-sync",
 			"STATESYNC_TOPICS":              "codr.state.order,codr.state.order-line",
@@ -680,11 +356,11 @@ func TestValues(t *testing.T) {
 			// extraEnv comes last, so it overrides the chart's own variable.
 			"STATESYNC_LOG_LEVEL": "warn",
 		})
-		if c.port(t, "statesync-http") != 9000 {
-			t.Errorf("container port = %d, want 9000", c.port(t, "statesync-http"))
+		if port(t, c, "statesync-http") != 9000 {
+			t.Errorf("container port = %d, want 9000", port(t, c, "statesync-http"))
 		}
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got != 75 {
-			t.Errorf("terminationGracePeriodSeconds = %d, want 75", got)
+		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 75 {
+			t.Errorf("terminationGracePeriodSeconds = %v, want 75", got)
 		}
 	})
 
@@ -696,7 +372,7 @@ func TestValues(t *testing.T) {
 		if n := len(docs.ofKind("Secret")); n != 0 {
 			t.Errorf("rendered %d Secrets, want none", n)
 		}
-		c := one[deployment](t, docs, "Deployment").container(t, "statesync")
+		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
 		assertSecretRef(t, c, "STATESYNC_MONGO_URI", "mongo-creds", "uri")
 		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "kafka-creds", "password")
 		assertEnv(t, c, map[string]string{"STATESYNC_KAFKA_SASL_USERNAME": "statesync"})
@@ -706,10 +382,10 @@ func TestValues(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{
 			"kafka": object{"sasl": object{"username": "statesync", "password": "p4ss"}},
 		}))
-		c := one[deployment](t, docs, "Deployment").container(t, "statesync")
+		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
 		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "rel-statesync", "sasl-password")
-		s := one[secret](t, docs, "Secret")
-		if got, _ := base64.StdEncoding.DecodeString(s.Data["sasl-password"]); string(got) != "p4ss" {
+		s := one[*corev1.Secret](t, docs, "Secret")
+		if got := string(s.Data["sasl-password"]); got != "p4ss" {
 			t.Errorf("secret sasl-password = %q", got)
 		}
 	})
@@ -721,12 +397,12 @@ func TestValues(t *testing.T) {
 			"extraVolumes":      []any{object{"name": "secrets", "csi": object{"driver": "secrets-store.csi.k8s.io"}}},
 			"extraVolumeMounts": []any{object{"name": "secrets", "mountPath": "/secrets", "readOnly": true}},
 		})
-		c := one[deployment](t, docs, "Deployment").container(t, "statesync")
+		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
 		assertEnv(t, c, map[string]string{
 			"STATESYNC_MONGO_URI_FILE":           "/secrets/mongo/uri",
 			"STATESYNC_KAFKA_SASL_PASSWORD_FILE": "/secrets/kafka/password",
 		})
-		if c.hasEnv("STATESYNC_MONGO_URI") || c.hasEnv("STATESYNC_KAFKA_SASL_PASSWORD") {
+		if hasEnv(c, "STATESYNC_MONGO_URI") || hasEnv(c, "STATESYNC_KAFKA_SASL_PASSWORD") {
 			t.Error("both a secret file and a secret variable are set")
 		}
 		if n := len(docs.ofKind("Secret")); n != 0 {
@@ -739,7 +415,7 @@ func TestValues(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{
 			"image": object{"registry": "registry.example/", "tag": "1.2.3", "digest": digest},
 		}))
-		c := one[deployment](t, docs, "Deployment").container(t, "statesync")
+		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
 		if want := "registry.example/codr/statesync:1.2.3@" + digest; c.Image != want {
 			t.Errorf("image = %q, want %q", c.Image, want)
 		}
@@ -793,8 +469,8 @@ func TestSidecarMode(t *testing.T) {
 				t.Errorf("sidecar mode rendered %d %s", n, kind)
 			}
 		}
-		one[object](t, docs, "PodMonitor")
-		one[object](t, docs, "PrometheusRule")
+		one[*monitoringv1.PodMonitor](t, docs, "PodMonitor")
+		one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule")
 	})
 
 	t.Run("including the sidecar while the dependency is standalone fails with advice", func(t *testing.T) {
@@ -815,11 +491,11 @@ func TestExampleServiceChart(t *testing.T) {
 	if len(deps) != 1 {
 		t.Fatalf("rendered %d Deployments, want only the service's (statesync in sidecar mode renders none)", len(deps))
 	}
-	d := convert[deployment](t, deps[0])
+	d := deps[0].Obj.(*appsv1.Deployment)
 
 	t.Run("the service's Deployment runs the app and the statesync sidecar side by side", func(t *testing.T) {
-		if d.Metadata.Name != "shop-codr-service" {
-			t.Errorf("deployment %s, want shop-codr-service", d.Metadata.Name)
+		if d.Name != "shop-codr-service" {
+			t.Errorf("deployment %s, want shop-codr-service", d.Name)
 		}
 		var names []string
 		for _, c := range d.Spec.Template.Spec.Containers {
@@ -830,8 +506,8 @@ func TestExampleServiceChart(t *testing.T) {
 		}
 	})
 
-	c := d.container(t, "statesync")
-	app := d.container(t, "app")
+	c := container(t, d, "statesync")
+	app := container(t, d, "app")
 
 	t.Run("the sidecar is configured from the service chart's statesync values", func(t *testing.T) {
 		assertEnv(t, c, map[string]string{
@@ -850,8 +526,8 @@ func TestExampleServiceChart(t *testing.T) {
 	})
 
 	t.Run("the sidecar keeps clear of the app's port and does not gate the pod's readiness", func(t *testing.T) {
-		if p := c.port(t, "statesync-http"); p != 9102 || p == app.port(t, "http") {
-			t.Errorf("statesync port %d, app port %d", p, app.port(t, "http"))
+		if p := port(t, c, "statesync-http"); p != 9102 || p == port(t, app, "http") {
+			t.Errorf("statesync port %d, app port %d", p, port(t, app, "http"))
 		}
 		if c.ReadinessProbe != nil {
 			t.Error("the sidecar has a readiness probe: a MongoDB outage would take the service out of its Service")
@@ -859,43 +535,34 @@ func TestExampleServiceChart(t *testing.T) {
 		if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" {
 			t.Errorf("sidecar livenessProbe = %+v, want GET /healthz", p)
 		}
-		if ro := c.SecurityContext.ReadOnlyRootFilesystem; ro == nil || !*ro {
+		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 			t.Error("sidecar root filesystem is writable")
 		}
 	})
 
 	t.Run("the pod gets the grace period and the label the PodMonitor selects", func(t *testing.T) {
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got != 45 {
-			t.Errorf("terminationGracePeriodSeconds = %d, want 45", got)
+		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
+			t.Errorf("terminationGracePeriodSeconds = %v, want 45", got)
 		}
-		pm := convert[struct {
-			Spec struct {
-				Selector struct {
-					MatchLabels map[string]string `yaml:"matchLabels"`
-				} `yaml:"selector"`
-				Endpoints []struct {
-					Port string `yaml:"port"`
-				} `yaml:"podMetricsEndpoints"`
-			} `yaml:"spec"`
-		}](t, one[object](t, docs, "PodMonitor"))
+		pm := one[*monitoringv1.PodMonitor](t, docs, "PodMonitor")
 		if len(pm.Spec.Selector.MatchLabels) == 0 {
 			t.Fatal("PodMonitor selects every pod")
 		}
 		for k, v := range pm.Spec.Selector.MatchLabels {
-			if d.Spec.Template.Metadata.Labels[k] != v {
-				t.Errorf("PodMonitor selects %s=%s, pod has %q", k, v, d.Spec.Template.Metadata.Labels[k])
+			if d.Spec.Template.Labels[k] != v {
+				t.Errorf("PodMonitor selects %s=%s, pod has %q", k, v, d.Spec.Template.Labels[k])
 			}
 		}
-		if len(pm.Spec.Endpoints) != 1 || pm.Spec.Endpoints[0].Port != "statesync-http" {
-			t.Errorf("PodMonitor endpoints = %+v", pm.Spec.Endpoints)
+		if eps := pm.Spec.PodMetricsEndpoints; len(eps) != 1 || eps[0].Port == nil || *eps[0].Port != "statesync-http" {
+			t.Errorf("PodMonitor endpoints = %+v", eps)
 		}
 	})
 
 	t.Run("alerts are scoped to the PodMonitor's job", func(t *testing.T) {
-		pr := one[prometheusRule](t, docs, "PrometheusRule")
+		pr := one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule")
 		for _, r := range pr.Spec.Groups[0].Rules {
-			if !strings.Contains(r.Expr, `job="codr/shop-statesync"`) {
-				t.Errorf("%s is not scoped to the PodMonitor job: %s", r.Alert, r.Expr)
+			if !strings.Contains(r.Expr.String(), `job="codr/shop-statesync"`) {
+				t.Errorf("%s is not scoped to the PodMonitor job: %s", r.Alert, r.Expr.String())
 			}
 		}
 	})
@@ -942,12 +609,12 @@ spec:
 			t.Fatalf("helm dependency build: %v\n%s%s", err, out, stderr)
 		}
 		docs := mustTemplate(t, dir, "inv")
-		d := one[deployment](t, docs, "Deployment")
-		c := d.container(t, "statesync")
+		d := one[*appsv1.Deployment](t, docs, "Deployment")
+		c := container(t, d, "statesync")
 		assertEnv(t, c, map[string]string{"STATESYNC_MONGO_DATABASE": "billing"})
 		// The Secret is named after the alias, as the subchart renders it.
-		s := one[secret](t, docs, "Secret")
-		assertSecretRef(t, c, "STATESYNC_MONGO_URI", s.Metadata.Name, "mongo-uri")
+		s := one[*corev1.Secret](t, docs, "Secret")
+		assertSecretRef(t, c, "STATESYNC_MONGO_URI", s.Name, "mongo-uri")
 	})
 }
 
@@ -990,11 +657,11 @@ func TestPrometheusRule(t *testing.T) {
 			"additionalRuleLabels": object{"team": "platform"},
 		},
 	}))
-	pr := one[prometheusRule](t, docs, "PrometheusRule")
+	pr := one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule")
 	if len(pr.Spec.Groups) != 1 {
 		t.Fatalf("groups = %d, want 1", len(pr.Spec.Groups))
 	}
-	rules := map[string]rule{}
+	rules := map[string]monitoringv1.Rule{}
 	for _, r := range pr.Spec.Groups[0].Rules {
 		rules[r.Alert] = r
 	}
@@ -1016,9 +683,9 @@ func TestPrometheusRule(t *testing.T) {
 			if !ok {
 				t.Fatalf("no alert %s (have %v)", alert, keys(rules))
 			}
-			sels := selectors(t, r.Expr)
+			sels := selectors(t, r.Expr.String())
 			if _, ok := sels[w.metric]; !ok {
-				t.Errorf("expr does not read %s: %s", w.metric, r.Expr)
+				t.Errorf("expr does not read %s: %s", w.metric, r.Expr.String())
 			}
 			for metric, matchers := range sels {
 				m := strings.Join(matchers, ",")
@@ -1027,12 +694,12 @@ func TestPrometheusRule(t *testing.T) {
 				}
 			}
 			for _, s := range w.contains {
-				if !strings.Contains(r.Expr, s) {
-					t.Errorf("expr lacks %q: %s", s, r.Expr)
+				if !strings.Contains(r.Expr.String(), s) {
+					t.Errorf("expr lacks %q: %s", s, r.Expr.String())
 				}
 			}
-			if r.For != w.forDur {
-				t.Errorf("for = %q, want %q", r.For, w.forDur)
+			if r.For == nil || string(*r.For) != w.forDur {
+				t.Errorf("for = %v, want %q", r.For, w.forDur)
 			}
 			if r.Labels["severity"] == "" || r.Labels["team"] != "platform" {
 				t.Errorf("labels = %v, want a severity and team=platform", r.Labels)
@@ -1053,7 +720,7 @@ func TestPrometheusRule(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"prometheusRule": object{
 			"enabled": true, "deadLetters": object{"enabled": false}, "commitsStalled": object{"enabled": false},
 		}}))
-		got := one[prometheusRule](t, docs, "PrometheusRule").Spec.Groups[0].Rules
+		got := one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule").Spec.Groups[0].Rules
 		var names []string
 		for _, r := range got {
 			names = append(names, r.Alert)
@@ -1065,8 +732,8 @@ func TestPrometheusRule(t *testing.T) {
 
 	t.Run("without a monitor of its own the alerts are scoped to the namespace", func(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"prometheusRule": object{"enabled": true}}))
-		for _, r := range one[prometheusRule](t, docs, "PrometheusRule").Spec.Groups[0].Rules {
-			for metric, m := range selectors(t, r.Expr) {
+		for _, r := range one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule").Spec.Groups[0].Rules {
+			for metric, m := range selectors(t, r.Expr.String()) {
 				if strings.Join(m, ",") != `namespace="codr"` {
 					t.Errorf("%s: %s{%s}", r.Alert, metric, strings.Join(m, ","))
 				}
@@ -1089,17 +756,14 @@ func keys[V any](m map[string]V) []string {
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"grafanaDashboard": object{"enabled": true, "folder": "Codr"}}))
-	cm := convert[struct {
-		Metadata meta              `yaml:"metadata"`
-		Data     map[string]string `yaml:"data"`
-	}](t, one[object](t, docs, "ConfigMap"))
+	cm := one[*corev1.ConfigMap](t, docs, "ConfigMap")
 
 	t.Run("the ConfigMap carries the label the Grafana sidecar watches", func(t *testing.T) {
-		if cm.Metadata.Labels["grafana_dashboard"] != "1" {
-			t.Errorf("labels = %v", cm.Metadata.Labels)
+		if cm.Labels["grafana_dashboard"] != "1" {
+			t.Errorf("labels = %v", cm.Labels)
 		}
-		if cm.Metadata.Annotations["grafana_folder"] != "Codr" {
-			t.Errorf("annotations = %v", cm.Metadata.Annotations)
+		if cm.Annotations["grafana_folder"] != "Codr" {
+			t.Errorf("annotations = %v", cm.Annotations)
 		}
 	})
 

@@ -6,8 +6,7 @@ statesync.sidecar.
 {{- define "statesync.container" -}}
 {{- include "statesync.validate" . }}
 {{- $sidecar := eq .Values.mode "sidecar" }}
-{{- $port := include "statesync.httpPort" . }}
-{{- $secret := include "statesync.secretName" . -}}
+{{- $port := include "statesync.httpPort" . -}}
 - name: {{ ternary .Values.sidecar.containerName "statesync" $sidecar }}
   image: {{ include "statesync.image" . | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
@@ -17,96 +16,7 @@ statesync.sidecar.
       containerPort: {{ $port }}
       protocol: TCP
   env:
-    - name: STATESYNC_KAFKA_BROKERS
-      value: {{ required "statesync: kafka.brokers is required" .Values.kafka.brokers | toJson }}
-    - name: STATESYNC_KAFKA_GROUP_ID
-      value: {{ .Values.kafka.groupId | toJson }}
-    {{- with .Values.kafka.properties }}
-    - name: STATESYNC_KAFKA_PROPERTIES
-      value: {{ include "statesync.joinMap" (list . "=" ";") | toJson }}
-    {{- end }}
-    {{- with .Values.kafka.sasl.username }}
-    - name: STATESYNC_KAFKA_SASL_USERNAME
-      value: {{ . | toJson }}
-    {{- end }}
-    {{- if .Values.kafka.sasl.passwordFile }}
-    - name: STATESYNC_KAFKA_SASL_PASSWORD_FILE
-      value: {{ .Values.kafka.sasl.passwordFile | toJson }}
-    {{- else if .Values.kafka.sasl.existingSecret }}
-    - name: STATESYNC_KAFKA_SASL_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: {{ .Values.kafka.sasl.existingSecret }}
-          key: {{ .Values.kafka.sasl.existingSecretKey }}
-    {{- else if .Values.kafka.sasl.password }}
-    - name: STATESYNC_KAFKA_SASL_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: {{ $secret }}
-          key: sasl-password
-    {{- end }}
-    - name: STATESYNC_TOPICS
-      value: {{ .Values.kafka.topics | toJson }}
-    - name: STATESYNC_TOPIC_REFRESH_INTERVAL
-      value: {{ .Values.kafka.topicRefreshInterval | toJson }}
-    - name: STATESYNC_DLT_TOPIC
-      value: {{ .Values.kafka.dltTopic | toJson }}
-    {{- if .Values.mongo.uriFile }}
-    - name: STATESYNC_MONGO_URI_FILE
-      value: {{ .Values.mongo.uriFile | toJson }}
-    {{- else }}
-    - name: STATESYNC_MONGO_URI
-      valueFrom:
-        secretKeyRef:
-          {{- if .Values.mongo.existingSecret }}
-          name: {{ .Values.mongo.existingSecret }}
-          key: {{ .Values.mongo.existingSecretKey }}
-          {{- else }}
-          name: {{ $secret }}
-          key: mongo-uri
-          {{- end }}
-    {{- end }}
-    - name: STATESYNC_MONGO_DATABASE
-      value: {{ required "statesync: mongo.database is required" .Values.mongo.database | toJson }}
-    {{- with .Values.mongo.collections }}
-    - name: STATESYNC_COLLECTIONS
-      value: {{ include "statesync.joinMap" (list . "=" ",") | toJson }}
-    {{- end }}
-    - name: STATESYNC_MONGO_WRITE_CONCERN
-      value: {{ include "statesync.scalar" .Values.mongo.writeConcern | toJson }}
-    - name: STATESYNC_MONGO_TIMEOUT
-      value: {{ .Values.mongo.timeout | toJson }}
-    - name: STATESYNC_BATCH_MAX_DOCS
-      value: {{ .Values.batch.maxDocs | int64 | toString | toJson }}
-    - name: STATESYNC_BATCH_MAX_BYTES
-      value: {{ .Values.batch.maxBytes | int64 | toString | toJson }}
-    - name: STATESYNC_BATCH_MAX_WAIT
-      value: {{ .Values.batch.maxWait | toJson }}
-    - name: STATESYNC_WRITE_CONCURRENCY
-      value: {{ .Values.writeConcurrency | int64 | toString | toJson }}
-    - name: STATESYNC_RETRY_MAX_BACKOFF
-      value: {{ .Values.retryMaxBackoff | toJson }}
-    - name: STATESYNC_UNWRITABLE_AFTER
-      value: {{ .Values.unwritableAfter | int64 | toString | toJson }}
-    - name: STATESYNC_SYNC_METADATA
-      value: {{ .Values.sync.metadata | toString | toJson }}
-    - name: STATESYNC_SYNC_FIELD
-      value: {{ .Values.sync.field | toJson }}
-    - name: STATESYNC_STALE_GUARD
-      value: {{ .Values.sync.staleGuard | toString | toJson }}
-    - name: STATESYNC_LOG_LEVEL
-      value: {{ .Values.log.level | toJson }}
-    - name: STATESYNC_LOG_FORMAT
-      value: {{ .Values.log.format | toJson }}
-    - name: STATESYNC_HTTP_ADDR
-      value: {{ printf ":%s" $port | toJson }}
-    - name: STATESYNC_SHUTDOWN_GRACE
-      value: {{ printf "%ds" (int64 .Values.shutdownGraceSeconds) | toJson }}
-    - name: STATESYNC_STUCK_AFTER
-      value: {{ .Values.stuckAfter | toJson }}
-    {{- with .Values.extraEnv }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- include "statesync.env.merged" . | nindent 4 }}
   {{- with .Values.extraEnvFrom }}
   envFrom:
     {{- toYaml . | nindent 4 }}
@@ -143,4 +53,122 @@ statesync.sidecar.
   volumeMounts:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+statesync.env: the chart's own environment, as a YAML list at column 0 (same scope as above).
+*/}}
+{{- define "statesync.env" -}}
+{{- $port := include "statesync.httpPort" . }}
+{{- $secret := include "statesync.secretName" . -}}
+- name: STATESYNC_KAFKA_BROKERS
+  value: {{ required "statesync: kafka.brokers is required" .Values.kafka.brokers | toJson }}
+- name: STATESYNC_KAFKA_GROUP_ID
+  value: {{ .Values.kafka.groupId | toJson }}
+{{- with .Values.kafka.properties }}
+- name: STATESYNC_KAFKA_PROPERTIES
+  value: {{ include "statesync.joinMap" (list . "=" ";") | toJson }}
+{{- end }}
+{{- with .Values.kafka.sasl.username }}
+- name: STATESYNC_KAFKA_SASL_USERNAME
+  value: {{ . | toJson }}
+{{- end }}
+{{- if .Values.kafka.sasl.passwordFile }}
+- name: STATESYNC_KAFKA_SASL_PASSWORD_FILE
+  value: {{ .Values.kafka.sasl.passwordFile | toJson }}
+{{- else if .Values.kafka.sasl.existingSecret }}
+- name: STATESYNC_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: {{ .Values.kafka.sasl.existingSecretKey }}
+{{- else if .Values.kafka.sasl.password }}
+- name: STATESYNC_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: sasl-password
+{{- end }}
+- name: STATESYNC_TOPICS
+  value: {{ .Values.kafka.topics | toJson }}
+- name: STATESYNC_TOPIC_REFRESH_INTERVAL
+  value: {{ .Values.kafka.topicRefreshInterval | toJson }}
+- name: STATESYNC_DLT_TOPIC
+  value: {{ .Values.kafka.dltTopic | toJson }}
+{{- if .Values.mongo.uriFile }}
+- name: STATESYNC_MONGO_URI_FILE
+  value: {{ .Values.mongo.uriFile | toJson }}
+{{- else }}
+- name: STATESYNC_MONGO_URI
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.mongo.existingSecret }}
+      name: {{ .Values.mongo.existingSecret }}
+      key: {{ .Values.mongo.existingSecretKey }}
+      {{- else }}
+      name: {{ $secret }}
+      key: mongo-uri
+      {{- end }}
+{{- end }}
+- name: STATESYNC_MONGO_DATABASE
+  value: {{ required "statesync: mongo.database is required" .Values.mongo.database | toJson }}
+{{- with .Values.mongo.collections }}
+- name: STATESYNC_COLLECTIONS
+  value: {{ include "statesync.joinMap" (list . "=" ",") | toJson }}
+{{- end }}
+- name: STATESYNC_MONGO_WRITE_CONCERN
+  value: {{ include "statesync.scalar" .Values.mongo.writeConcern | toJson }}
+- name: STATESYNC_MONGO_TIMEOUT
+  value: {{ .Values.mongo.timeout | toJson }}
+- name: STATESYNC_BATCH_MAX_DOCS
+  value: {{ .Values.batch.maxDocs | int64 | toString | toJson }}
+- name: STATESYNC_BATCH_MAX_BYTES
+  value: {{ .Values.batch.maxBytes | int64 | toString | toJson }}
+- name: STATESYNC_BATCH_MAX_WAIT
+  value: {{ .Values.batch.maxWait | toJson }}
+- name: STATESYNC_WRITE_CONCURRENCY
+  value: {{ .Values.writeConcurrency | int64 | toString | toJson }}
+- name: STATESYNC_RETRY_MAX_BACKOFF
+  value: {{ .Values.retryMaxBackoff | toJson }}
+- name: STATESYNC_UNWRITABLE_AFTER
+  value: {{ .Values.unwritableAfter | int64 | toString | toJson }}
+- name: STATESYNC_SYNC_METADATA
+  value: {{ .Values.sync.metadata | toString | toJson }}
+- name: STATESYNC_SYNC_FIELD
+  value: {{ .Values.sync.field | toJson }}
+- name: STATESYNC_STALE_GUARD
+  value: {{ .Values.sync.staleGuard | toString | toJson }}
+- name: STATESYNC_LOG_LEVEL
+  value: {{ .Values.log.level | toJson }}
+- name: STATESYNC_LOG_FORMAT
+  value: {{ .Values.log.format | toJson }}
+- name: STATESYNC_HTTP_ADDR
+  value: {{ printf ":%s" $port | toJson }}
+- name: STATESYNC_SHUTDOWN_GRACE
+  value: {{ printf "%ds" (int64 .Values.shutdownGraceSeconds) | toJson }}
+- name: STATESYNC_STUCK_AFTER
+  value: {{ .Values.stuckAfter | toJson }}
+{{- end }}
+
+{{/*
+statesync.env.merged: the chart's environment with extraEnv merged in by name: an entry named like
+one of the chart's replaces it where it stands (so $(VAR) references keep their order), the others
+follow in their own order; of two extraEnv entries with one name the last wins. Never two entries
+of one name (the API server keeps both and the kubelet applies the last, silently).
+*/}}
+{{- define "statesync.env.merged" -}}
+{{- $extra := dict }}
+{{- range .Values.extraEnv }}{{ $_ := set $extra .name . }}{{ end }}
+{{- $out := list }}
+{{- range (include "statesync.env" . | fromYamlArray) }}
+{{- if hasKey $extra .name }}
+{{- $out = append $out (get $extra .name) }}{{ $_ := unset $extra .name }}
+{{- else }}
+{{- $out = append $out . }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if hasKey $extra .name }}{{ $out = append $out (get $extra .name) }}{{ $_ := unset $extra .name }}{{ end }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
