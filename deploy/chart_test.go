@@ -168,6 +168,8 @@ func TestStandalone(t *testing.T) {
 			"STATESYNC_MONGO_DATABASE":         "codr",
 			"STATESYNC_MONGO_WRITE_CONCERN":    "majority",
 			"STATESYNC_MONGO_TIMEOUT":          "30s",
+			"STATESYNC_MONGO_MAX_BULK_OPS":     "0",
+			"STATESYNC_MONGO_BULK_PARALLEL":    "1",
 			"STATESYNC_BATCH_MAX_DOCS":         "1000",
 			"STATESYNC_BATCH_MAX_BYTES":        "8388608",
 			"STATESYNC_BATCH_MAX_WAIT":         "200ms",
@@ -182,6 +184,7 @@ func TestStandalone(t *testing.T) {
 			"STATESYNC_HTTP_ADDR":              ":8080",
 			"STATESYNC_SHUTDOWN_GRACE":         "30s",
 			"STATESYNC_STUCK_AFTER":            "5m",
+			"GOMEMLIMIT":                       "192MiB", // 0.75 of the 256Mi limit
 		})
 		for _, absent := range []string{"STATESYNC_KAFKA_PROPERTIES", "STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_MONGO_URI_FILE"} {
 			if hasEnv(c, absent) {
@@ -189,7 +192,7 @@ func TestStandalone(t *testing.T) {
 			}
 		}
 		for _, e := range c.Env {
-			if !strings.HasPrefix(e.Name, "STATESYNC_") {
+			if !strings.HasPrefix(e.Name, "STATESYNC_") && e.Name != "GOMEMLIMIT" {
 				t.Errorf("unexpected variable %s", e.Name)
 			}
 		}
@@ -210,7 +213,7 @@ func TestStandalone(t *testing.T) {
 				t.Errorf("%s carries the password in clear", e.Name)
 			}
 		}
-		if d.Spec.Template.Annotations["checksum/secret"] == "" {
+		if d.Spec.Template.Annotations["checksum/statesync-secret"] == "" {
 			t.Error("no checksum/secret annotation: a changed secret would not roll the pods")
 		}
 	})

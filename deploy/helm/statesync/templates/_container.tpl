@@ -120,6 +120,10 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
   value: {{ include "statesync.scalar" .Values.mongo.writeConcern | toJson }}
 - name: STATESYNC_MONGO_TIMEOUT
   value: {{ .Values.mongo.timeout | toJson }}
+- name: STATESYNC_MONGO_MAX_BULK_OPS
+  value: {{ .Values.mongo.maxBulkOps | int64 | toString | toJson }}
+- name: STATESYNC_MONGO_BULK_PARALLEL
+  value: {{ .Values.mongo.bulkParallel | int64 | toString | toJson }}
 - name: STATESYNC_BATCH_MAX_DOCS
   value: {{ .Values.batch.maxDocs | int64 | toString | toJson }}
 - name: STATESYNC_BATCH_MAX_BYTES
@@ -148,6 +152,10 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
   value: {{ printf "%ds" (int64 .Values.shutdownGraceSeconds) | toJson }}
 - name: STATESYNC_STUCK_AFTER
   value: {{ .Values.stuckAfter | toJson }}
+{{- with include "statesync.goMemLimit" . }}
+- name: GOMEMLIMIT
+  value: {{ . | toJson }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -125,3 +125,48 @@ is a float64 that would print as 8.388608e+06: print whole numbers as integers.
 {{- printf "namespace=%q" .Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/*
+GOMEMLIMIT: goMemLimitRatio of resources.limits.memory, in MiB ("192MiB" for 256Mi and 0.75);
+empty without a memory limit or with a ratio of 0. A ratio, not the downward API: a
+resourceFieldRef hands over the whole limit (its divisor can only be 1, 1Ki, 1Mi, ...; env
+expansion does no arithmetic), and a Go limit equal to the container's leaves nothing for the C
+heap of librdkafka, which the Go runtime does not count.
+*/}}
+{{- define "statesync.goMemLimit" -}}
+{{- $limit := "" }}
+{{- with .Values.resources }}{{ with .limits }}{{ with .memory }}{{ $limit = include "statesync.scalar" . }}{{ end }}{{ end }}{{ end }}
+{{- $ratio := float64 (.Values.goMemLimitRatio | default 0) }}
+{{- if and $limit (gt $ratio 0.0) }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
+{{- $unit := trimPrefix $number $limit }}
+{{- $scale := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 }}
+{{- if or (not $number) (not (hasKey $scale $unit)) }}
+{{- fail (printf "statesync: resources.limits.memory %q: use a quantity such as 256Mi or 1Gi (or set goMemLimitRatio: 0)" $limit) }}
+{{- end }}
+{{- $mib := floor (divf (mulf (mulf (float64 $number) (get $scale $unit)) $ratio) 1048576) | int64 }}
+{{- if lt $mib 1 }}{{ fail (printf "statesync: resources.limits.memory %q is too small for a GOMEMLIMIT" $limit) }}{{ end }}
+{{- printf "%dMiB" $mib }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod annotations that roll the pods when something they read by reference changes: the chart's
+own Secret (mongo.uri, kafka.sasl.password given as values). Everything else statesync reads is
+in the container spec itself, which rolls the pods when it changes. Same scope as above.
+*/}}
+{{- define "statesync.podAnnotations" -}}
+{{- if include "statesync.createSecret" . -}}
+checksum/statesync-secret: {{ include "statesync.secretData" . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/* The data of the chart's Secret (secret.yaml and the checksum). */}}
+{{- define "statesync.secretData" -}}
+{{- if and .Values.mongo.uri (not .Values.mongo.existingSecret) }}
+mongo-uri: {{ .Values.mongo.uri | b64enc | quote }}
+{{- end }}
+{{- if and .Values.kafka.sasl.password (not .Values.kafka.sasl.existingSecret) }}
+sasl-password: {{ .Values.kafka.sasl.password | b64enc | quote }}
+{{- end }}
+{{- end }}

@@ -17,6 +17,8 @@ subchart renders.
 Companions for the same pod spec:
     terminationGracePeriodSeconds: {{ include "statesync.sidecar.terminationGracePeriodSeconds" . }}
     metadata.labels: {{- include "statesync.sidecar.podLabels" . | nindent 8 }}
+    metadata.annotations: {{- include "statesync.sidecar.podAnnotations" . | nindent 8 }}
+      (a checksum of the statesync Secret: a changed mongo.uri or SASL password rolls the pods)
 */}}
 {{- define "statesync.sidecar.scope" -}}
 {{- /* Prints nothing; fails unless the argument leads to a statesync subchart in sidecar mode. */ -}}
@@ -50,4 +52,11 @@ Companions for the same pod spec:
 {{- $root := . }}{{ $name := "statesync" }}
 {{- if hasKey . "root" }}{{ $root = .root }}{{ $name = .subchart | default "statesync" }}{{ end -}}
 statesync/sidecar: {{ include "statesync.fullname" (index $root.Subcharts $name) | quote }}
+{{- end }}
+
+{{- define "statesync.sidecar.podAnnotations" -}}
+{{- include "statesync.sidecar.scope" . }}
+{{- $root := . }}{{ $name := "statesync" }}
+{{- if hasKey . "root" }}{{ $root = .root }}{{ $name = .subchart | default "statesync" }}{{ end -}}
+{{- include "statesync.podAnnotations" (index $root.Subcharts $name) }}
 {{- end }}
