@@ -67,11 +67,11 @@ func valuesFile(t *testing.T, values object) string {
 	return p
 }
 
-// set is a --set argument for template; setString a --set-string one; flag any other argument.
+// set is a --set argument for template; setString a --set-string one; helmFlag any other argument.
 type (
 	set       string
 	setString string
-	flag      string
+	helmFlag  string
 )
 
 // template runs helm template on dir with the given values (files, objects, --set arguments) and
@@ -104,7 +104,7 @@ func templateText(t *testing.T, dir, release string, values ...any) (string, str
 			args = append(args, "--set", string(v))
 		case setString:
 			args = append(args, "--set-string", string(v))
-		case flag:
+		case helmFlag:
 			args = append(args, string(v))
 		default:
 			t.Fatalf("values must be a file name, an object or a --set argument, not %T", v)

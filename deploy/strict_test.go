@@ -124,7 +124,7 @@ func TestAMisspeltFieldFails(t *testing.T) {
 	})
 
 	t.Run("an integer env value fails decoding (the API server's 'cannot unmarshal number')", func(t *testing.T) {
-		out, stderr, err := templateText(t, chartDir, "rel", minimal(), set("extraEnv[0].name=STATESYNC_BATCH_MAX_DOCS"), set("extraEnv[0].value=20"), flag("--skip-schema-validation"))
+		out, stderr, err := templateText(t, chartDir, "rel", minimal(), set("extraEnv[0].name=STATESYNC_BATCH_MAX_DOCS"), set("extraEnv[0].value=20"), helmFlag("--skip-schema-validation"))
 		if err != nil {
 			// older helm has no --skip-schema-validation: render without it below
 			out, stderr, err = templateText(t, chartDir, "rel", minimal())
