@@ -124,25 +124,45 @@ func parseKey(key []byte) (bson.ObjectID, error) {
 	if len(key) == 0 {
 		return id, poison(ClassInvalidKey, "missing key: keys must be 24 lower-case hex characters (the entity ObjectId)")
 	}
-	hexDigits, upper := len(key) == 24, false
-	for _, c := range key {
-		switch {
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
-		case 'A' <= c && c <= 'F':
-			upper = true
-		default:
-			hexDigits = false
+	var seen byte // the union of the nibbles' flags
+	if len(key) == 24 {
+		for i := range id {
+			hi, lo := hexNibble[key[2*i]], hexNibble[key[2*i+1]]
+			seen |= hi | lo
+			id[i] = hi<<4 | lo&0x0f
 		}
 	}
-	if !hexDigits {
-		return id, poison(ClassInvalidKey, "key %q is not an ObjectId: keys must be 24 lower-case hex characters", truncate(key, 64))
+	if len(key) != 24 || seen&notHex != 0 {
+		return bson.ObjectID{}, poison(ClassInvalidKey, "key %q is not an ObjectId: keys must be 24 lower-case hex characters", truncate(key, 64))
 	}
-	if upper {
-		return id, poison(ClassInvalidKey, "key %q is not canonical: keys must be 24 lower-case hex characters (Kafka partitions and compacts by the raw key bytes, so it is another key than %s)", key, bytes.ToLower(key))
+	if seen&upperHex != 0 {
+		return bson.ObjectID{}, poison(ClassInvalidKey, "key %q is not canonical: keys must be 24 lower-case hex characters (Kafka partitions and compacts by the raw key bytes, so it is another key than %s)", key, bytes.ToLower(key))
 	}
-	hex.Decode(id[:], key) // cannot fail: 24 hex digits, checked above
 	return id, nil
 }
+
+// hexNibble maps a byte to its value as a lower-case hex digit; an
+// upper-case hex digit has upperHex set too, any other byte notHex.
+var hexNibble = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = upperHex | byte(c-'A'+10)
+		default:
+			t[c] = notHex
+		}
+	}
+	return t
+}()
+
+const (
+	upperHex = 0x10
+	notHex   = 0xe0
+)
 
 func truncate(b []byte, n int) []byte {
 	if len(b) > n {
