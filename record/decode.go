@@ -71,6 +71,11 @@ const (
 //     key is the _id). The envelope's headers are inside the value, which must
 //     be UTF-8 (else ClassInvalidJSON); their escapes decode as encoding/json
 //     does (a lone surrogate is U+FFFD).
+//   - A name repeated in a JSON object (the envelope, its headers, the record,
+//     the payload at any depth, extended-JSON wrappers included) counts once,
+//     as JSON.parse reads it: the last value, in the place of the first
+//     ({"a":1,"b":2,"a":3} is {"a":3,"b":2}). Names are compared as they are
+//     written to BSON, so no document with a field name twice comes out.
 //   - The payload is MongoDB Extended JSON (relaxed or canonical), decoded with
 //     bson.UnmarshalExtJSON semantics. A field name starting with '$' that is
 //     not an extended-JSON wrapper, at any depth, is ClassInvalidPayload.

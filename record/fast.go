@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,9 +25,17 @@ var errFallback = errors.New("record: fast path declined")
 // deeper values go to the stock decoder, which enforces its own limits.
 const maxFastDepth = 100
 
-// scratch buffers for the transcoder: the document is built in one and copied
-// out at its exact size, so a batch does not pin oversized buffers.
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+// scratch buffers for the transcoder: the document is built in out and
+// copied out at its exact size, so a batch does not pin oversized buffers.
+type scratch struct {
+	out   []byte
+	names []member
+	table []uint32
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{out: make([]byte, 0, 8<<10), names: make([]member, 0, 64)}
+}}
 
 // decodeFast is the production decoder: one pass over the value, appending
 // BSON as it reads. It succeeds only where it is sure the stock decoder would
@@ -33,8 +43,8 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retur
 // an oversized document, rare extended-JSON wrappers, escaped envelope keys,
 // duplicate envelope keys, deep nesting) it returns errFallback.
 func decodeFast(value []byte, id bson.ObjectID, maxDoc int) ([]byte, envHeaders, error) {
-	bp := scratchPool.Get().(*[]byte)
-	d := fastDecoder{in: value, out: (*bp)[:0], id: id}
+	sc := scratchPool.Get().(*scratch)
+	d := fastDecoder{in: value, out: sc.out[:0], names: sc.names[:0], table: sc.table[:0], id: id}
 	ok := d.message()
 	var doc []byte
 	var err error
@@ -47,9 +57,9 @@ func decodeFast(value []byte, id bson.ObjectID, maxDoc int) ([]byte, envHeaders,
 		doc = make([]byte, len(d.out))
 		copy(doc, d.out)
 	}
-	if cap(d.out) <= 1<<20 {
-		*bp = d.out[:0]
-		scratchPool.Put(bp)
+	if cap(d.out) <= 1<<20 && cap(d.names) <= 1<<14 && cap(d.table) <= 1<<16 {
+		sc.out, sc.names, sc.table = d.out[:0], d.names[:0], d.table[:0]
+		scratchPool.Put(sc)
 	}
 	if err != nil {
 		return nil, envHeaders{}, err
@@ -65,8 +75,21 @@ type fastDecoder struct {
 	depth int
 	env   envHeaders
 
-	sawID, idBad bool
-	escaped      bool // str decoded an escape sequence
+	// names holds the members of the objects being transcoded, innermost
+	// object last (objectBody), to find a name written twice; table is
+	// repeatedLarge's.
+	names []member
+	table []uint32
+
+	sawID, idBad, idWrong bool
+	escaped               bool // str decoded an escape sequence
+}
+
+// member is a field written into out: the offset of its element (type byte,
+// then its name) and the length of its name.
+type member struct {
+	pos int32 // objectBody declines a document past 2 GiB
+	n   int32
 }
 
 func (d *fastDecoder) ws() {
@@ -265,22 +288,28 @@ func (d *fastDecoder) payload() bool {
 	d.out = d.out[:0]
 	d.out = append(d.out, 0, 0, 0, 0)
 	d.out = appendIDElement(d.out, d.id)
-	d.sawID, d.idBad = false, false
+	d.sawID, d.idBad, d.idWrong = false, false, false
 	if !d.objectBody(true) {
 		return false
 	}
 	d.out = append(d.out, 0)
 	binary.LittleEndian.PutUint32(d.out, uint32(len(d.out)))
-	return !d.idBad || d.sawID
+	return !d.idWrong && (!d.idBad || d.sawID)
 }
 
 // objectBody transcodes the members of an object whose '{' was consumed,
-// up to and including its '}'.
+// up to and including its '}'. A name written twice is resolved at the end,
+// as JSON.parse does (lastWins). The common case, no name twice, costs an
+// append to d.names and a bit in a Bloom word per name (nameBit); only an
+// object with a Bloom hit is checked exactly (repeated).
 func (d *fastDecoder) objectBody(top bool) bool {
 	if d.next() == '}' {
 		d.pos++
 		return true
 	}
+	base := len(d.names)
+	var bloom uint64 // one bit per name's length, first and last byte
+	maybe := false   // a name hit the Bloom word: repeated decides
 	for {
 		if !d.expect('"') {
 			return false
@@ -297,6 +326,7 @@ func (d *fastDecoder) objectBody(top bool) bool {
 		if len(key) > 0 && key[0] == '$' || d.escaped && bytes.IndexByte(key, 0) >= 0 {
 			return false
 		}
+		bit := nameBit(key)
 		d.out = append(d.out, 0)
 		if !d.expect(':') {
 			return false
@@ -307,24 +337,153 @@ func (d *fastDecoder) objectBody(top bool) bool {
 			return false
 		}
 		d.out[typePos] = byte(t)
+		kept := true
 		if top {
+			// The last _id and the last id are the ones checked: the
+			// others are replaced (lastWins).
 			switch string(d.out[keyStart : valStart-1]) {
 			case "_id":
-				if !idMatches(t, d.out[valStart:], d.id) {
-					return false
-				}
+				d.idWrong = !idMatches(t, d.out[valStart:], d.id)
 				d.sawID = true
 				d.out = d.out[:typePos]
+				kept = false
 			case "id":
-				if isObjectIDLike(t, d.out[valStart:]) && !idMatches(t, d.out[valStart:], d.id) {
-					d.idBad = true
-				}
+				d.idBad = isObjectIDLike(t, d.out[valStart:]) && !idMatches(t, d.out[valStart:], d.id)
 			}
 		}
+		if kept {
+			if typePos > math.MaxInt32 {
+				return false
+			}
+			d.names = append(d.names, member{int32(typePos), int32(valStart - 1 - keyStart)})
+			maybe = maybe || bloom&bit != 0
+			bloom |= bit
+		}
 		if more, ok := d.separator('}'); !ok || !more {
+			if ok && maybe && d.repeated(d.names[base:]) {
+				d.lastWins(base)
+			}
+			d.names = d.names[:base]
 			return ok
 		}
 	}
+}
+
+// nameBit is a field name's bit in objectBody's Bloom word: of its length,
+// first and last byte.
+func nameBit(name []byte) uint64 {
+	sig := uint64(len(name))
+	if len(name) > 0 {
+		sig |= uint64(name[0])<<8 | uint64(name[len(name)-1])<<16
+	}
+	return 1 << (sig * 0x9e3779b97f4a7c15 >> 58)
+}
+
+// largeObject is the number of names past which repeated finds a repeated
+// name with a hash table rather than a Bloom word (filling up by then) and a
+// scan.
+const largeObject = 16
+
+// repeated reports whether a name occurs twice among the members ms of the
+// object just transcoded. It costs a hash and a Bloom bit per name, and a
+// look at the hashes so far only on a Bloom hit.
+func (d *fastDecoder) repeated(ms []member) bool {
+	if cap(d.out)-len(d.out) < 8 {
+		d.out = slices.Grow(d.out, 8) // for nameHash
+	}
+	if len(ms) > largeObject {
+		return d.repeatedLarge(ms)
+	}
+	var bloom uint64
+	var hs [largeObject]uint32
+	for i, m := range ms {
+		h := nameHash(d.out, int(m.pos)+1, int(m.n))
+		hs[i] = h
+		bit := uint64(1) << (h >> 26)
+		if bloom&bit != 0 {
+			for j, o := range hs[:i] {
+				if o == h && d.sameName(ms[j], m) {
+					return true
+				}
+			}
+		}
+		bloom |= bit
+	}
+	return false
+}
+
+// repeatedLarge is repeated with an open-addressing table of indexes into ms
+// (plus one; 0 is empty), at most a quarter full.
+func (d *fastDecoder) repeatedLarge(ms []member) bool {
+	tabBits := bits.Len(uint(4 * len(ms))) // 4n < 1<<tabBits <= 8n
+	t := slices.Grow(d.table[:0], 1<<tabBits)[:1<<tabBits]
+	d.table = t
+	clear(t)
+	mask := len(t) - 1
+	for i, m := range ms {
+		j := int(nameHash(d.out, int(m.pos)+1, int(m.n)) >> (32 - tabBits))
+		for ; t[j] != 0; j = (j + 1) & mask {
+			if d.sameName(ms[t[j]-1], m) {
+				return true
+			}
+		}
+		t[j] = uint32(i + 1)
+	}
+	return false
+}
+
+// nameHash hashes the n-byte field name at b[start:] from its length and its
+// first and last (up to) 8 bytes: a collision only costs a comparison of two
+// names. It reads 8 bytes from start even for a shorter name, and masks them
+// to the name: the caller makes sure they are within cap(b).
+func nameHash(b []byte, start, n int) uint32 {
+	w := binary.LittleEndian.Uint64(b[start : start+8 : cap(b)])
+	if n < 8 {
+		w &= 1<<(uint(8*n)&63) - 1
+	} else {
+		w ^= bits.RotateLeft64(binary.LittleEndian.Uint64(b[start+n-8:]), 31)
+	}
+	return uint32((w ^ uint64(n)<<56) * 0x9e3779b97f4a7c15 >> 32)
+}
+
+// sameName reports whether members a and b have the same name.
+func (d *fastDecoder) sameName(a, b member) bool {
+	return a.n == b.n && bytes.Equal(d.name(a), d.name(b))
+}
+
+// name returns the name of member m.
+func (d *fastDecoder) name(m member) []byte {
+	return d.out[int(m.pos)+1 : int(m.pos)+1+int(m.n)]
+}
+
+// lastWins rewrites the members of the object just transcoded, d.names[base:]
+// (its elements, contiguous up to the end of out), so that each name appears
+// once: in the place of its first occurrence, with the type and value of its
+// last, as JSON.parse does. Only objects that repeat a name come here.
+func (d *fastDecoder) lastWins(base int) {
+	ms := d.names[base:]
+	end := len(d.out)
+	elem := func(i int) []byte {
+		e := end
+		if i+1 < len(ms) {
+			e = int(ms[i+1].pos)
+		}
+		return d.out[ms[i].pos:e]
+	}
+	name := func(i int) string { return string(d.name(ms[i])) }
+	last := make(map[string]int, len(ms))
+	for i := range ms {
+		last[name(i)] = i
+	}
+	out := make([]byte, 0, end-int(ms[0].pos))
+	for i := range ms {
+		k := name(i)
+		if j, ok := last[k]; ok {
+			out = append(out, elem(j)...)
+			delete(last, k) // later occurrences are written
+		}
+	}
+	d.out = append(d.out[:ms[0].pos], out...)
 }
 
 // value transcodes one JSON value and returns its BSON type.

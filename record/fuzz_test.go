@@ -3,8 +3,10 @@ package record
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const testKey = "5f1d7e3b9c8a4b2e6d0f1a2b"
@@ -139,6 +141,22 @@ var seedValues = []string{
 	`{"payload":{"s":"\x"}}`,
 	`{"payload":{"s":"é中😀"}}`,
 	`{"payload":{"a":1,"a":2,"b":{"c":1,"c":"2"}}}`,
+	`{"payload":{"a":1,"b":2,"a":3,"c":{"d":[{"e":1,"f":2,"e":{"g":0,"g":1}}],"d":5},"a":{"$date":"2024-05-01T12:00:00Z"}}}`,
+	`{"payload":{"a":1,"\u0061":2,"é":3,"\u00e9":4,"":5,"":6}}`,
+	`{"payload":{"k\ud800\ud800\udc00":1,"k\ufffd\ud800\udc00":2,"k\ud800\ud800\ud800":3}}`,
+	`{"payload":{"a":{"$set":1},"a":{"$oid":"bad"},"a":[{"x":1,"x":2}]}}`,
+	`{"payload":{"_id":"000000000000000000000000","_id":"` + testKey + `","id":"` + testKey + `","id":"000000000000000000000000"}}`,
+	`{"payload":{"_id":"` + testKey + `","a":1,"_id":{"$oid":"` + testKey + `"},"a":2}}`,
+	`{"payload":{"id":"000000000000000000000000","id":"` + testKey + `"}}`,
+	`{"payload":{"o":{"$oid":"000000000000000000000000","$oid":"` + testKey + `"},"n":{"$numberLong":"1","$numberLong":"2"}}}`,
+	`{"payload":{"d":{"$date":{"$numberLong":"1","$numberLong":"2"}},"t":{"$timestamp":{"t":1,"i":2,"t":3}}}}`,
+	`{"payload":{"b":{"$binary":{"base64":"AAEC","subType":"00","base64":"AA=="}},"r":{"$regex":"a","$options":"i","$regex":"b"}}}`,
+	`{"payload":{"c":{"$code":"f","$scope":{"x":1,"x":2},"$code":"g"}}}`,
+	`{"payload":{"w":{` + strings.Repeat(`"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,`, 4) + `"k":0}}}`,
+	`{"payload":{"w":{` + wideFields(40) + `,"f7":"again","f39":"end","f0":{"f0":1,"f0":2}}}}`,
+	`{"headers":{"traceId":"a","traceId":"b"},"record":{"payload":{"x":1}},"headers":{"processedAt":"2024-05-01T12:00:00Z"}}`,
+	`{"headers":{"traceId":"a"},"headers":"x","record":{"payload":{"x":1,"x":2}},"record":{"payload":{"y":1,"y":2}}}`,
+	`{"record":{"payload":{"x":1},"payload":{"x":2,"x":3}},"payload":{"z":1},"payload":{"z":2}}`,
 	`{"payload":{"z":1,"a":2,"m":3}}`,
 	`{"payload":{"t":true,"f":false,"n":null,"arr":[],"obj":{},"mixed":[1,"a",null,true,{"x":[[]]}]}}`,
 	`{"payload":{"a":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}}`,
@@ -146,6 +164,18 @@ var seedValues = []string{
 	`{"payload":` + strings.Repeat(`{"a":`, 205) + `1` + strings.Repeat(`}`, 205) + `}`,
 	`{"payload":{"a":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}}`,
 	`{"payload":{"name":"Ada","email":"ada@example.com","orgId":{"$oid":"` + testKey + `"},"createdAt":{"$date":"2024-05-01T12:00:00.000Z"},"tags":["a","b"],"address":{"city":"London","zip":"N1"},"score":{"$numberLong":"12"}}}`,
+}
+
+// wideFields returns n JSON members "f0":0,...,"f<n-1>":<n-1>.
+func wideFields(n int) string {
+	var sb strings.Builder
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`"f` + strconv.Itoa(i) + `":` + strconv.Itoa(i))
+	}
+	return sb.String()
 }
 
 func FuzzDecodeMatchesStock(f *testing.F) {
@@ -173,6 +203,9 @@ func FuzzDecodeMatchesStock(f *testing.F) {
 		if !bytes.Equal(fdoc, sdoc) {
 			t.Fatalf("value %q:\nfast  %x\nstock %x", value, fdoc, sdoc)
 		}
+		if p := duplicateName(sdoc, ""); p != "" {
+			t.Fatalf("value %q: field %s twice in %s", value, p, sdoc)
+		}
 		ft, fp, fe := resolveHeaders(nil, fenv)
 		st, sp, se := resolveHeaders(nil, senv)
 		if ft != st || !fp.Equal(sp) || class(fe) != class(se) {
@@ -188,13 +221,16 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte("nope"), []byte(`{"payload":{}}`), "", false)
 	f.Add([]byte(testKey), []byte(nil), "", true)
+	f.Add([]byte(strings.ToUpper(testKey)), []byte(`{"payload":{}}`), "", false)
+	f.Add([]byte(testKey), []byte(`{"payload":{}}`), "2024-05-01T12:00:00Z\xff", false)
 	f.Fuzz(func(t *testing.T, key, value []byte, processedAt string, tombstone bool) {
 		m := Message{Key: key, Value: value}
 		if tombstone {
 			m.Value = nil
 		}
 		if processedAt != "" {
-			m.Headers = []Header{{Key: HeaderProcessedAt, Value: []byte(processedAt)}}
+			// The same bytes as a traceId: any bytes must give a UTF-8 TraceID.
+			m.Headers = []Header{{Key: HeaderProcessedAt, Value: []byte(processedAt)}, {Key: HeaderTraceID, Value: []byte(processedAt)}}
 		}
 		r, err := Decode(m, DecodeOptions{})
 		ref, referr := Decode(m, DecodeOptions{Reference: true})
@@ -217,6 +253,12 @@ func FuzzDecode(f *testing.F) {
 			}
 			if e := r.Doc.Index(0); e.Key() != "_id" {
 				t.Fatalf("value %q: first field is %q, want _id", value, e.Key())
+			}
+			if p := duplicateName(r.Doc, ""); p != "" {
+				t.Fatalf("value %q: field %s twice in %s", value, p, r.Doc)
+			}
+			if !utf8.ValidString(r.TraceID) {
+				t.Fatalf("traceId %q is not UTF-8", r.TraceID)
 			}
 		}
 	})
