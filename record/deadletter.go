@@ -168,15 +168,16 @@ func headerForDLT(hs []Header, name string, envRaw []byte) (kafka, asJSON []byte
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // envelopeParts finds, in a valid JSON value, the envelope's "record" part
-// and its traceId/processedAt headers, without copying. ok is false when the
-// value is not an envelope (or one the scanner declines, such as escaped or
-// duplicate keys: it is then dead-lettered whole, which is as good).
+// and its traceId/processedAt headers, without copying. A repeated "record"
+// or "headers" counts as Decode reads it: the last one, whole (JSON.parse).
+// ok is false when the value is not an envelope (or one the scanner
+// declines, such as escaped keys: it is then dead-lettered whole, which is as
+// good).
 func envelopeParts(value []byte) (rec []byte, env envHeaders, ok bool) {
 	d := fastDecoder{in: value}
 	if !d.expect('{') || d.next() == '}' {
 		return nil, env, false
 	}
-	var sawHeaders bool
 	for {
 		key, ok := d.plainKey()
 		if !ok || !d.expect(':') {
@@ -186,15 +187,9 @@ func envelopeParts(value []byte) (rec []byte, env envHeaders, ok bool) {
 		start := d.pos
 		switch string(key) {
 		case "headers":
-			if sawHeaders {
-				return nil, envHeaders{}, false
-			}
-			sawHeaders = true
+			env = envHeaders{}
 			ok = d.headers(&env)
 		case "record":
-			if rec != nil {
-				return nil, envHeaders{}, false
-			}
 			ok = d.skipValue()
 			rec = value[start:d.pos]
 		default:
@@ -280,14 +275,21 @@ type DeadLetterInfo struct {
 // value's headers, else from the Kafka headers; "partion" is accepted for
 // "partition".
 func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error) {
+	// Maps, not a struct: a repeated "headers" is then replaced, not merged,
+	// and names match exactly, as JSON.parse reads them.
+	var top map[string]json.RawMessage
 	var dl struct {
-		Headers map[string]json.RawMessage `json:"headers"`
-		Record  json.RawMessage            `json:"record"`
+		Headers map[string]json.RawMessage
+		Record  json.RawMessage
 	}
-	if err := json.Unmarshal(value, &dl); err != nil {
+	err := json.Unmarshal(value, &top)
+	if h, ok := top["headers"]; err == nil && ok {
+		err = json.Unmarshal(h, &dl.Headers)
+	}
+	if err != nil {
 		return DeadLetterInfo{}, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
 	}
-	if dl.Record == nil {
+	if dl.Record = top["record"]; dl.Record == nil {
 		return DeadLetterInfo{}, errors.New("dead letter has no \"record\"")
 	}
 	str := func(name string) (string, bool) {

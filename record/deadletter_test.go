@@ -212,3 +212,55 @@ func FuzzDeadLetterRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// A dead letter of an envelope with repeated parts carries what Decode
+// read: the last record and the last headers.
+func TestDeadLetterOfDuplicateEnvelopeParts(t *testing.T) {
+	tests := []struct {
+		name, value  string
+		record       string
+		trace, procd string
+	}{
+		{"the last record is the one kept", `{"headers":{"traceId":"t"},"record":{"payload":{"_id":1}},"record":{"payload":{"_id":2}}}`, `{"payload":{"_id":2}}`, "t", ""},
+		{"the last headers are the ones kept", `{"headers":{"traceId":"old","processedAt":"2024-01-01T00:00:00Z"},"record":{"payload":{"_id":1}},"headers":{"traceId":"new"}}`, `{"payload":{"_id":1}}`, "new", ""},
+		{"a repeated traceId inside headers: the last is kept", `{"headers":{"traceId":"old","traceId":"new"},"record":{"payload":{"_id":1}}}`, `{"payload":{"_id":1}}`, "new", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Message{Topic: "codr.state.user", Key: []byte(testKey), Value: []byte(tc.value)}
+			_, err := Decode(m, DecodeOptions{})
+			if class(err) != ClassIDMismatch {
+				t.Fatalf("Decode error %v, want %s", err, ClassIDMismatch)
+			}
+			_, v, h := DeadLetter(m, err.(*PoisonError), time.Unix(0, 0))
+			var dl struct {
+				Headers map[string]json.RawMessage
+				Record  json.RawMessage
+			}
+			if err := json.Unmarshal(v, &dl); err != nil {
+				t.Fatal(err)
+			}
+			if string(dl.Record) != tc.record {
+				t.Errorf("record %s, want %s", dl.Record, tc.record)
+			}
+			if got, _ := lastHeader(h, HeaderTraceID); string(got) != tc.trace {
+				t.Errorf("traceId header %q, want %q", got, tc.trace)
+			}
+			if got, _ := lastHeader(h, HeaderProcessedAt); string(got) != tc.procd {
+				t.Errorf("processedAt header %q, want %q", got, tc.procd)
+			}
+		})
+	}
+}
+
+func TestParseDeadLetterRepeatedHeadersLastWins(t *testing.T) {
+	v := `{"headers":{"traceId":"old","topic":"codr.state.a","partition":1,"offset":2},"record":{"payload":{}},` +
+		`"headers":{"topic":"codr.state.b","partition":3,"offset":4}}`
+	info, err := ParseDeadLetter([]byte(testKey), []byte(v), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Topic != "codr.state.b" || info.Partition != 3 || info.Offset != 4 || info.TraceID != "" {
+		t.Errorf("parsed %+v, want the last headers only (topic b, partition 3, offset 4, no traceId)", info)
+	}
+}
