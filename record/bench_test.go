@@ -3,7 +3,9 @@ package record
 import (
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/codr/statesync/dataset"
 )
@@ -72,6 +74,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.Run(shape.name+"/"+path.name, func(b *testing.B) {
 				var bytes int64
 				b.ReportAllocs()
+				cpu0 := cpuTime()
 				for i := 0; b.Loop(); i++ {
 					m := msgs[i%n]
 					bytes += int64(len(m.Value))
@@ -80,7 +83,17 @@ func BenchmarkDecode(b *testing.B) {
 					}
 				}
 				b.SetBytes(bytes / int64(b.N))
+				// CPU time is steadier than wall time on a shared machine.
+				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
