@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,6 +13,7 @@ import (
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/statelog"
 )
 
 // DeadLetterer publishes a dead letter and returns once the broker has
@@ -51,6 +53,9 @@ type Applier struct {
 	w   BatchWriter
 	dlt DeadLetterer
 	o   ApplyOptions
+
+	mu     sync.Mutex
+	writes map[string]*statelog.Condition // per collection: failing writes logged when they start and stop, not per retry
 }
 
 // NewApplier builds an Applier.
@@ -73,7 +78,21 @@ func NewApplier(w BatchWriter, dlt DeadLetterer, o ApplyOptions) *Applier {
 	if o.Collection == nil {
 		o.Collection = func(topic string) string { return topic }
 	}
-	return &Applier{w: w, dlt: dlt, o: o}
+	return &Applier{w: w, dlt: dlt, o: o, writes: map[string]*statelog.Condition{}}
+}
+
+// writesTo is the condition of the bulk writes to coll.
+func (a *Applier) writesTo(coll string) *statelog.Condition {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.writes[coll]
+	if c == nil {
+		c = &statelog.Condition{Log: a.o.Log, Fields: []zap.Field{zap.String("collection", coll)},
+			Failing:   "bulk writes to collection " + coll + " fail; retried with backoff (the partition waits, nothing is skipped)",
+			Recovered: "bulk writes to collection " + coll + " succeed again"}
+		a.writes[coll] = c
+	}
+	return c
 }
 
 // Outcome counts what one batch did.
@@ -124,6 +143,7 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 		res, err := a.w.Write(ctx, coll, recs)
 		if err == nil {
 			a.o.Health(true)
+			a.writesTo(coll).OK()
 			a.observe(topic, len(recs), time.Since(start), res)
 			out.Written += res.Upserted
 			out.Deleted += res.Deleted
@@ -154,9 +174,13 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 		} else {
 			proofs = 0
 		}
-		a.o.Log.Warn("bulk write failed, will retry", zap.String("topic", topic), zap.String("collection", coll),
-			zap.Int("documents", len(recs)), zap.Int("attempt", attempt+1), zap.Bool("mongo_up", up),
-			zap.NamedError("canary", canary), zap.Error(err))
+		// Logged when the collection's writes start failing, every few
+		// minutes while they go on, and when they pass again; each retry
+		// only at debug level.
+		fields := []zap.Field{zap.String("topic", topic), zap.Int("documents", len(recs)), zap.Int("attempt", attempt+1),
+			zap.Bool("mongo_up", up), zap.NamedError("canary", canary)}
+		a.writesTo(coll).Failed(err, fields...)
+		a.o.Log.Debug("bulk write failed, will retry", append(fields, zap.String("collection", coll), zap.Error(err))...)
 		if proofs >= splitAfter {
 			if len(recs) == 1 {
 				cause := &record.PoisonError{Class: record.ClassUnwritable,
@@ -211,7 +235,9 @@ func (a *Applier) deadLetter(ctx context.Context, m record.Message, cause *recor
 		if ctx.Err() != nil {
 			return fmt.Errorf("dead-letter %s[%d]@%d abandoned: %w", m.Topic, m.Partition, m.Offset, errors.Join(ctx.Err(), err))
 		}
-		a.o.Log.Warn("dead-letter produce failed, will retry", zap.String("topic", m.Topic), zap.Int64("offset", m.Offset), zap.Error(err))
+		// The dead-letter publisher logs when publishing starts and stops
+		// failing; each retry only at debug level.
+		a.o.Log.Debug("dead-letter produce failed, will retry", zap.String("topic", m.Topic), zap.Int64("offset", m.Offset), zap.Error(err))
 		if err := sleep(ctx, a.backoff(attempt)); err != nil {
 			return fmt.Errorf("dead-letter %s[%d]@%d abandoned: %w", m.Topic, m.Partition, m.Offset, err)
 		}

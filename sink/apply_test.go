@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/record"
@@ -330,4 +334,34 @@ type unreachableDLT struct{}
 
 func (unreachableDLT) DeadLetter(context.Context, record.Message, *record.PoisonError) error {
 	return errors.New("Broker: Unknown topic or partition")
+}
+
+// Retries are not logged one by one: a MongoDB outage is one line when the
+// collection's writes start failing and one when they pass again (each
+// retry only at debug level).
+func TestFailingWritesAreLoggedWhenTheyStartAndStopNotPerRetry(t *testing.T) {
+	w, d := newFakes()
+	w.down = true
+	core, logs := observer.New(zapcore.InfoLevel)
+	o := fastOptions()
+	o.Log = zap.New(core)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		w.mu.Lock()
+		w.down = false
+		w.mu.Unlock()
+	}()
+	if _, err := NewApplier(w, d, o).Apply(context.Background(), testBatch(10)); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message)
+	}
+	if w.calls < 10 {
+		t.Fatalf("only %d write attempts: the outage was too short to show anything", w.calls)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "fail; retried with backoff") || !strings.Contains(msgs[1], "succeed again") {
+		t.Errorf("%d write attempts logged %d lines, want 2 (failing, succeeding again): %q", w.calls, len(msgs), msgs)
+	}
 }
