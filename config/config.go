@@ -66,7 +66,8 @@ type Config struct {
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s" desc:"on SIGTERM: stop polling, finish writes, commit, close within this (a second signal exits at once)"`
 	StuckAfter    time.Duration `env:"STUCK_AFTER" envDefault:"5m" desc:"'/readyz' fails when nothing was committed for this long while lag > 0"`
 
-	warnings []string // unknown variables that look like no typo of a known one
+	warnings []string        // unknown variables that look like no typo of a known one
+	failed   map[string]bool // variables whose value could not be parsed
 }
 
 // Load reads the configuration from the process environment.
@@ -87,7 +88,7 @@ func environ() map[string]string {
 // and without echoing a value that could be secret.
 func Parse(environment map[string]string) (Config, error) {
 	var c Config
-	var problems []string
+	var problems []Problem
 	failed := map[string]bool{} // variables whose value could not be parsed: not validated again
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environment, Prefix: Prefix}); err != nil {
 		var agg env.AggregateError
@@ -98,7 +99,7 @@ func Parse(environment map[string]string) (Config, error) {
 		for _, e := range errs {
 			name, msg := parseProblem(e, environment)
 			failed[name] = true
-			problems = append(problems, msg)
+			problems = append(problems, Problem{Var: name, Msg: msg})
 		}
 	}
 	if c.HTTPAddr == "off" {
@@ -108,9 +109,9 @@ func Parse(environment map[string]string) (Config, error) {
 	problems = append(problems, c.validate(failed)...)
 	unknown, warnings := unknownVariables(environment)
 	problems = append(problems, unknown...)
-	c.warnings = warnings
+	c.warnings, c.failed = warnings, failed
 	if len(problems) > 0 {
-		return c, &Error{Problems: problems}
+		return c, NewError(problems)
 	}
 	return c, nil
 }
@@ -119,11 +120,24 @@ func Parse(environment map[string]string) (Config, error) {
 // not a likely misspelling of a known one (those are errors).
 func (c Config) Warnings() []string { return c.warnings }
 
+// Problem is one thing wrong with one variable.
+type Problem struct {
+	Var string // with Prefix
+	Msg string // names the variable, says what to change
+}
+
 // Error lists every configuration problem found.
-type Error struct{ Problems []string }
+type Error struct{ List []Problem }
+
+// NewError lists problems.
+func NewError(problems []Problem) *Error { return &Error{List: problems} }
 
 func (e *Error) Error() string {
-	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+	msgs := make([]string, len(e.List))
+	for i, p := range e.List {
+		msgs[i] = p.Msg
+	}
+	return "invalid configuration:\n  - " + strings.Join(msgs, "\n  - ")
 }
 
 // parseProblem turns one of env's parse errors into the variable's name and
@@ -175,14 +189,14 @@ func parseProblem(err error, environment map[string]string) (string, string) {
 	return "", err.Error()
 }
 
-func (c *Config) resolveFiles(environment map[string]string) []string {
-	var problems []string
+func (c *Config) resolveFiles(environment map[string]string) []Problem {
+	var problems []Problem
 	pick := func(name string, value *string, fromFile string) {
 		if fromFile == "" {
 			return
 		}
 		if environment[Prefix+name] != "" {
-			problems = append(problems, fmt.Sprintf("%s%s and %s%s_FILE are both set: keep one", Prefix, name, Prefix, name))
+			problems = append(problems, Problem{Prefix + name, fmt.Sprintf("%s%s and %s%s_FILE are both set: keep one", Prefix, name, Prefix, name)})
 			return
 		}
 		*value = strings.TrimRight(fromFile, "\r\n")
@@ -194,11 +208,11 @@ func (c *Config) resolveFiles(environment map[string]string) []string {
 
 var collectionName = regexp.MustCompile(`^[^$\x00]{1,120}$`)
 
-func (c *Config) validate(failed map[string]bool) []string {
-	var p []string
+func (c *Config) validate(failed map[string]bool) []Problem {
+	var p []Problem
 	add := func(name, format string, args ...any) {
 		if !failed[Prefix+name] {
-			p = append(p, fmt.Sprintf(format, args...))
+			p = append(p, Problem{Prefix + name, fmt.Sprintf(format, args...)})
 		}
 	}
 	if strings.TrimSpace(c.KafkaBrokers) == "" {
@@ -484,6 +498,8 @@ func (c Config) Masked() []string {
 			value = fmt.Sprint(x)
 		}
 		switch {
+		case c.failed[v.Name]:
+			value = "(invalid: see the error)"
 		case v.Name == Prefix+"MONGO_URI":
 			value = MaskURI(value)
 		case v.Secret:
@@ -666,7 +682,7 @@ var toolingPrefixes = []string{"TEST_", "STACK_", "E2E_", "BENCH_", "MODEL_", "I
 // unknownVariables reports the STATESYNC_* variables statesync does not
 // read: a likely misspelling of a known one (at most 3 edits away) is a
 // problem naming the closest; any other is a warning.
-func unknownVariables(environment map[string]string) (problems, warnings []string) {
+func unknownVariables(environment map[string]string) (problems []Problem, warnings []string) {
 	known := map[string]bool{}
 	var names []string
 	for _, v := range Vars() {
@@ -695,7 +711,7 @@ outer:
 			}
 		}
 		if dist <= 3 {
-			problems = append(problems, fmt.Sprintf("%s is not a statesync variable: did you mean %s?", name, best))
+			problems = append(problems, Problem{name, fmt.Sprintf("%s is not a statesync variable: did you mean %s?", name, best)})
 		} else {
 			warnings = append(warnings, fmt.Sprintf("%s is not a statesync variable and is ignored (see statesync env)", name))
 		}

@@ -280,9 +280,12 @@ func TestEachConfigurationErrorNamesItsVariableOnce(t *testing.T) {
 				t.Fatalf("err = %v, want a configuration error", err)
 			}
 			var about []string
-			for _, p := range ce.Problems {
-				if strings.Contains(p, Prefix+tc.variable) {
-					about = append(about, p)
+			for _, p := range ce.List {
+				if strings.Contains(p.Msg, Prefix+tc.variable) {
+					about = append(about, p.Msg)
+					if p.Var != Prefix+tc.variable {
+						t.Errorf("problem %q is filed under %s", p.Msg, p.Var)
+					}
 				}
 			}
 			if len(about) != 1 {
