@@ -24,6 +24,7 @@ type Metrics struct {
 	LastCommit    prometheus.Gauge
 	Ready         prometheus.Gauge
 	MongoUp       prometheus.Gauge
+	KafkaUp       prometheus.Gauge
 	// DeadLetterBlocked is 1 while the last dead-letter publish failed: the
 	// partition holding that record waits (nothing is skipped).
 	DeadLetterBlocked  prometheus.Gauge
@@ -51,6 +52,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		LastCommit: f.NewGauge(prometheus.GaugeOpts{Name: "statesync_last_commit_timestamp_seconds", Help: "Unix time of the last successful offset commit."}),
 		Ready:      f.NewGauge(prometheus.GaugeOpts{Name: "statesync_ready", Help: "1 when /readyz answers ready."}),
 		MongoUp:    f.NewGauge(prometheus.GaugeOpts{Name: "statesync_mongo_up", Help: "1 when the last MongoDB write or ping succeeded."}),
+		KafkaUp:    f.NewGauge(prometheus.GaugeOpts{Name: "statesync_kafka_up", Help: "1 while the brokers answer; 0 from a connection failure that a metadata request confirms until one answers."}),
 		DeadLetterBlocked: f.NewGauge(prometheus.GaugeOpts{Name: "statesync_dead_letter_blocked",
 			Help: "1 while the last dead-letter publish failed (e.g. the dead-letter topic is missing): the record's partition waits until a retry is acknowledged."}),
 		DeadLetterFailures: f.NewCounter(prometheus.CounterOpts{Name: "statesync_dead_letter_failures_total",
@@ -58,4 +60,17 @@ func New(reg prometheus.Registerer) *Metrics {
 		Future: f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_records_future_total",
 			Help: "Records whose processedAt is more than STATESYNC_FUTURE_SKEW ahead of the local clock: under the stale-write guard their document refuses every update until then."}, []string{"topic"}),
 	}
+}
+
+// Build is what statesync_build_info carries: the same as statesync version.
+type Build struct {
+	Version, Commit, GoVersion, Librdkafka string
+}
+
+// RegisterBuildInfo registers statesync_build_info, always 1, with the
+// build as labels (join it to other series to see which build runs where).
+func RegisterBuildInfo(reg prometheus.Registerer, b Build) {
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "statesync_build_info",
+		Help:        "Always 1; the labels say which build runs: version, commit, Go and librdkafka versions.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion, "librdkafka": b.Librdkafka}}).Set(1)
 }

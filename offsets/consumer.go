@@ -18,6 +18,7 @@ import (
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/statelog"
 )
 
 // Writer writes a batch. A nil error means every message of the batch may
@@ -53,7 +54,10 @@ type Options struct {
 	// once per key per futureWindow. 0: no check.
 	FutureSkew time.Duration
 	Log        *zap.Logger
-	Metrics    *metrics.Metrics
+	// Brokers is the reachability of the brokers, shared by the process's
+	// clients: connection failures change it instead of logging each retry.
+	Brokers *statelog.Condition
+	Metrics *metrics.Metrics
 }
 
 // Consumer is the poll loop. All its state is owned by the goroutine that
@@ -69,6 +73,9 @@ type Consumer struct {
 	parts    map[batch.TopicPartition]*partition
 	inflight int
 	waiting  []batch.TopicPartition // partitions with a ready batch, waiting for a write slot
+
+	watch   *Watch              // librdkafka's lines and client errors
+	commits *statelog.Condition // offset commits, logged when they start and stop failing
 
 	fromEarliest bool // auto.offset.reset is earliest
 	exclude      map[string]bool
@@ -155,18 +162,22 @@ func New(o Options, w Writer) (*Consumer, error) {
 	// librdkafka prefetches up to this much (64 MiB by default). Fetch sizes
 	// are compressed bytes: 512 KiB of lz4 JSON is ~2 MiB of messages.
 	setDefault(cm, "queued.max.messages.kbytes", "8192")
-	setDefault(cm, "client.id", "statesync")
+	Prepare(cm, "consumer")
 	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka consumer: %w", err)
 	}
+	watch := Logging{Log: o.Log, Brokers: o.Brokers}.Watch("consumer", c, c.Logs())
 	reset, _ := cm["auto.offset.reset"].(string)
 	exclude := map[string]bool{}
 	for _, t := range o.Exclude {
 		exclude[t] = true
 	}
 	return &Consumer{
-		o: o, c: c, w: w, log: o.Log,
+		o: o, c: c, w: w, log: o.Log, watch: watch,
+		commits: &statelog.Condition{Log: o.Log, Fields: []zap.Field{zap.String("group", o.GroupID)},
+			Failing:   "offset commits fail; retried every second (nothing is skipped: what was not committed is read again after a restart)",
+			Recovered: "offset commits succeed again"},
 		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
 		exclude:      exclude,
 		future:       newFutureWatch(o.FutureSkew),
@@ -181,6 +192,10 @@ func setDefault(cm kafka.ConfigMap, k, v string) {
 		cm[k] = v
 	}
 }
+
+// RecheckBrokers keeps probing the brokers while their condition is
+// failed (see Watch.Recheck).
+func (c *Consumer) RecheckBrokers() { c.watch.Recheck() }
 
 // Status returns the live status.
 func (c *Consumer) Status() *Status { return &c.status }
@@ -240,19 +255,23 @@ loop:
 		case kafka.PartitionEOF:
 			c.eof(e)
 		case kafka.OffsetsCommitted:
-			if e.Error == nil {
+			switch {
+			case e.Error == nil:
+				c.commits.OK()
 				if c.o.Metrics != nil {
 					c.o.Metrics.LastCommit.SetToCurrentTime()
 				}
-			} else if !isNoOffset(e.Error) {
-				c.log.Warn("offset commit failed", zap.Error(e.Error))
+			case isNoOffset(e.Error):
+			case IsConnectionError(e.Error):
+				c.watch.suspect(e.Error) // the brokers' condition says it
+			default:
+				c.commits.Failed(e.Error)
 			}
 		case kafka.Error:
-			if e.IsFatal() {
+			if c.watch.Event(e) {
 				runErr = fmt.Errorf("kafka consumer fatal error: %w", e)
 				break loop
 			}
-			c.log.Warn("kafka", zap.String("code", e.Code().String()), zap.Error(e))
 		}
 		for _, b := range c.acc.Due(now) {
 			c.enqueue(b)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/codr/statesync/metrics"
@@ -26,7 +27,7 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 	brokers := testenv.Kafka(t)
 	topic := "codr.svc.blocked-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".dlt"
 	// librdkafka waits this long before it calls a topic missing (30 s by default).
-	p, err := NewProducer(map[string]string{"bootstrap.servers": brokers, "topic.metadata.propagation.max.ms": "1000"})
+	p, err := NewProducer(map[string]string{"bootstrap.servers": brokers, "topic.metadata.propagation.max.ms": "1000"}, "dlt-test", Logging{Log: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,10 @@ type Producer struct {
 	p *kafka.Producer
 }
 
-// NewProducer creates a producer from the common librdkafka properties.
-func NewProducer(props map[string]string) (*Producer, error) {
+// NewProducer creates a producer from the common librdkafka properties;
+// role says what it is for (its client.id: statesync-<role>). Its log
+// lines and client errors (authentication, fatal) go through l.
+func NewProducer(props map[string]string, role string, l Logging) (*Producer, error) {
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = v
@@ -32,7 +34,7 @@ func NewProducer(props map[string]string) (*Producer, error) {
 	setDefault(cm, "linger.ms", "5")
 	setDefault(cm, "message.max.bytes", strconv.Itoa(32<<20))
 	setDefault(cm, "compression.type", "lz4")
-	setDefault(cm, "client.id", "statesync")
+	Prepare(cm, role)
 	// The Go client sizes these channels at a million entries each (24 MiB
 	// of heap held for the process's life); Produce here passes its own
 	// delivery channel, so the events channel only carries client errors.
@@ -42,8 +44,12 @@ func NewProducer(props map[string]string) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka producer: %w", err)
 	}
+	w := l.Watch(role, p, p.Logs())
 	go func() {
-		for range p.Events() { // errors not tied to a message; delivery reports use their own channel
+		for ev := range p.Events() { // errors not tied to a message; delivery reports use their own channel
+			if e, ok := ev.(kafka.Error); ok {
+				w.Event(e)
+			}
 		}
 	}()
 	return &Producer{p: p}, nil
@@ -55,7 +61,7 @@ func (p *Producer) Raw() *kafka.Producer { return p.p }
 // Produce sends one message and waits for its acknowledgement.
 func (p *Producer) Produce(ctx context.Context, topic string, key, value []byte, headers []record.Header) error {
 	delivery := make(chan kafka.Event, 1)
-	if err := p.ProduceAsync(topic, key, value, headers, delivery); err != nil {
+	if err := p.ProduceAsync(ctx, topic, key, value, headers, delivery); err != nil {
 		return err
 	}
 	select {
@@ -71,8 +77,8 @@ func (p *Producer) Produce(ctx context.Context, topic string, key, value []byte,
 }
 
 // ProduceAsync enqueues one message; its delivery report goes to delivery.
-// A full local queue is waited out rather than reported.
-func (p *Producer) ProduceAsync(topic string, key, value []byte, headers []record.Header, delivery chan kafka.Event) error {
+// A full local queue is waited out (until ctx ends) rather than reported.
+func (p *Producer) ProduceAsync(ctx context.Context, topic string, key, value []byte, headers []record.Header, delivery chan kafka.Event) error {
 	msg := &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Key:            key,
@@ -88,6 +94,9 @@ func (p *Producer) ProduceAsync(topic string, key, value []byte, headers []recor
 		err := p.p.Produce(msg, delivery)
 		var ke kafka.Error
 		if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
+			if ctx.Err() != nil {
+				return fmt.Errorf("produce to %s: %w", topic, ctx.Err())
+			}
 			p.p.Flush(100)
 			continue
 		}
@@ -96,6 +105,23 @@ func (p *Producer) ProduceAsync(topic string, key, value []byte, headers []recor
 		}
 		return nil
 	}
+}
+
+// Purge drops every message still queued or in flight: their delivery
+// reports fail (ErrPurgeQueue, ErrPurgeInflight), so a caller counting
+// acknowledgements learns how many were not acknowledged.
+func (p *Producer) Purge() error {
+	return p.p.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
+}
+
+// Reachable asks the brokers for metadata, waiting at most timeout: nil, or
+// an *UnreachableError naming them.
+func (p *Producer) Reachable(brokers string, timeout time.Duration) error {
+	start := time.Now()
+	if _, err := p.p.GetMetadata(nil, false, int(timeout.Milliseconds())); err != nil {
+		return &UnreachableError{Brokers: brokers, Waited: time.Since(start).Round(time.Millisecond), Err: err}
+	}
+	return nil
 }
 
 // Flush waits for outstanding deliveries, at most timeout.
@@ -245,11 +271,12 @@ func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *r
 
 // ReadTopic reads a whole topic, from the start to the end offsets it has
 // now, without joining a consumer group.
-func ReadTopic(ctx context.Context, props map[string]string, topic string) ([]record.Message, error) {
+func ReadTopic(ctx context.Context, props map[string]string, topic string, l Logging) ([]record.Message, error) {
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = v
 	}
+	Prepare(cm, "dlt-reader")
 	cm["group.id"] = "statesync-dlt-reader"
 	cm["enable.auto.commit"] = false
 	cm["max.partition.fetch.bytes"] = 33554432
@@ -258,9 +285,11 @@ func ReadTopic(ctx context.Context, props map[string]string, topic string) ([]re
 		return nil, fmt.Errorf("create Kafka consumer: %w", err)
 	}
 	defer c.Close()
+	w := l.Watch("dlt-reader", c, c.Logs())
+	start := time.Now()
 	md, err := c.GetMetadata(&topic, false, 10000)
 	if err != nil {
-		return nil, fmt.Errorf("read metadata of %s: %w", topic, err)
+		return nil, &UnreachableError{Brokers: props["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || len(tm.Partitions) == 0 {
@@ -296,7 +325,7 @@ func ReadTopic(ctx context.Context, props map[string]string, topic string) ([]re
 				delete(ends, ev.TopicPartition.Partition)
 			}
 		case kafka.Error:
-			if ev.IsFatal() {
+			if w.Event(ev) {
 				return nil, ev
 			}
 		}

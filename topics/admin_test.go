@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/test/testenv"
 )
 
@@ -20,7 +21,7 @@ func TestCheckAndCreateAgainstARealBroker(t *testing.T) {
 	testenv.CreateTopic(t, brokers, badState, 1, map[string]string{"cleanup.policy": "delete"})
 	t.Cleanup(func() { testenv.DeleteTopics(t, brokers, state, dlt) })
 
-	a, err := NewAdmin(map[string]string{"bootstrap.servers": brokers})
+	a, err := NewAdmin(map[string]string{"bootstrap.servers": brokers}, offsets.Logging{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/codr/statesync/offsets"
 )
 
 // Kind is what a topic name says it is.
@@ -107,19 +109,35 @@ func Check(t Topic, replicas int) []Violation {
 }
 
 // Admin checks and creates topics on a cluster.
-type Admin struct{ a *kafka.AdminClient }
+type Admin struct {
+	a       *kafka.AdminClient
+	brokers string
+}
 
-// NewAdmin connects an admin client.
-func NewAdmin(props map[string]string) (*Admin, error) {
+// NewAdmin connects an admin client (client.id statesync-admin) whose log
+// lines go through l.
+func NewAdmin(props map[string]string, l offsets.Logging) (*Admin, error) {
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = v
 	}
+	offsets.Prepare(cm, "admin")
 	a, err := kafka.NewAdminClient(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka admin client: %w", err)
 	}
-	return &Admin{a: a}, nil
+	l.Watch("admin", a, a.Logs())
+	return &Admin{a: a, brokers: props["bootstrap.servers"]}, nil
+}
+
+// Reachable asks the brokers for metadata, waiting at most timeout: nil, or
+// an *offsets.UnreachableError naming them.
+func (a *Admin) Reachable(timeout time.Duration) error {
+	start := time.Now()
+	if _, err := a.a.GetMetadata(nil, false, int(timeout.Milliseconds())); err != nil {
+		return &offsets.UnreachableError{Brokers: a.brokers, Waited: time.Since(start).Round(time.Millisecond), Err: err}
+	}
+	return nil
 }
 
 // Close closes the client.

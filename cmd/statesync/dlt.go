@@ -2,43 +2,66 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
-	"github.com/codr/statesync/config"
+	"github.com/spf13/cobra"
+
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
 )
 
-// cmdDLT: `statesync dlt replay` re-publishes dead letters after a hotfix.
-func cmdDLT(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "replay" {
-		return usageError("dlt needs a subcommand: replay")
+func newDLTCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlt",
+		Short: "work with the dead-letter topic",
+		Args:  noArgs,
+		RunE:  needSubcommand,
 	}
-	fs := flag.NewFlagSet("dlt replay", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	origin := fs.String("topic", "", "replay only dead letters from this origin topic")
-	since := fs.String("since", "", "replay only dead letters written at or after this time (RFC 3339, or a duration ago such as 24h)")
-	until := fs.String("until", "", "replay only dead letters written before this time (RFC 3339, or a duration ago)")
-	class := fs.String("class", "", "replay only dead letters of this error class")
-	dryRun := fs.Bool("dry-run", false, "list what would be replayed, change nothing")
-	toMongo := fs.Bool("to-mongo", false, "write the records straight into MongoDB instead of re-publishing them")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError("%v", err)
+	var f replayFlags
+	replay := &cobra.Command{
+		Use:   "replay",
+		Short: "re-publish dead letters to their origin topics (or write them to MongoDB)",
+		Long: `Re-publish the dead letters of STATESYNC_DLT_TOPIC to their origin topics, with
+their original key and headers (or write them straight into MongoDB with
+--to-mongo), filtered by origin topic, error class and time. Of several dead
+letters of one key only the newest is replayed. --dry-run lists and changes
+nothing.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmdDLTReplay(cmd.Context(), e, f) },
 	}
-	if err := e.needKafka(); err != nil {
+	fl := replay.Flags()
+	fl.StringVar(&f.origin, "topic", "", "replay only dead letters from this origin topic")
+	fl.StringVar(&f.since, "since", "", "replay only dead letters written at or after this time (RFC 3339, or a duration ago such as 24h)")
+	fl.StringVar(&f.until, "until", "", "replay only dead letters written before this time (RFC 3339, or a duration ago)")
+	fl.StringVar(&f.class, "class", "", "replay only dead letters of this error class")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "list what would be replayed, change nothing")
+	fl.BoolVar(&f.toMongo, "to-mongo", false, "write the records straight into MongoDB instead of re-publishing them")
+	cmd.AddCommand(replay)
+	return cmd
+}
+
+type replayFlags struct {
+	origin, since, until, class string
+	dryRun, toMongo             bool
+}
+
+// cmdDLTReplay: `statesync dlt replay` re-publishes dead letters after a hotfix.
+func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
+	n := needKafka
+	if f.toMongo {
+		n = needAll
+	}
+	if err := e.load(n); err != nil {
 		return err
 	}
-	if *toMongo && e.cfgErr != nil && (e.cfg.MongoURI == "" || e.cfg.MongoDatabase == "") {
-		return usageError("--to-mongo needs %sMONGO_URI and %sMONGO_DATABASE", config.Prefix, config.Prefix)
-	}
+	origin, class, dryRun, toMongo := &f.origin, &f.class, &f.dryRun, &f.toMongo
 	now := time.Now()
-	from, err := parseWhen(*since, now)
+	from, err := parseWhen(f.since, now)
 	if err != nil {
 		return usageError("--since: %v", err)
 	}
-	to, err := parseWhen(*until, now)
+	to, err := parseWhen(f.until, now)
 	if err != nil {
 		return usageError("--until: %v", err)
 	}
@@ -57,6 +80,9 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer db.Close(context.Background())
+		if err := checkMongo(ctx, db, e.cfg, mongoAddresses(e.cfg.MongoURI)); err != nil {
+			return err
+		}
 		apply = func(ctx context.Context, d record.DeadLetterInfo) error {
 			rec, err := record.Decode(d.Original, record.DecodeOptions{})
 			if err != nil {
@@ -72,7 +98,7 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 			return nil
 		}
 	default:
-		p, err := offsets.NewProducer(e.cfg.KafkaConfig())
+		p, err := offsets.NewProducer(e.cfg.KafkaConfig(), "dlt-replay", e.kafkaLogging())
 		if err != nil {
 			return err
 		}
@@ -82,9 +108,12 @@ func cmdDLT(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic)
+	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, e.kafkaLogging())
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return &exitError{code: exitFailure, msg: "interrupted while reading " + e.cfg.DLTTopic + ": nothing replayed"}
+		}
+		return unreachable(err)
 	}
 	// A key's newest dead letter supersedes its older ones: a state topic
 	// keeps only the last record of a key, and a replayed record that fails

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/batch"
@@ -15,15 +16,25 @@ import (
 	"github.com/codr/statesync/sink"
 )
 
-func cmdImport(ctx context.Context, e *env, args []string) error {
-	allowDLT := false
-	for _, a := range args {
-		switch a {
-		case "--allow-dead-letters":
-			allowDLT = true
-		default:
-			return usageError("import: unknown flag %q (known: --allow-dead-letters)", a)
-		}
+func newImportCmd(e *env) *cobra.Command {
+	var allowDLT bool
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "sync up to the end offsets seen at start, print a summary, exit",
+		Long: `Sync every partition up to the end offset it has at start, commit, print what was
+written, deleted, skipped and dead-lettered and each collection's document
+count, and exit: 0, or 3 when records were dead-lettered. Progress (records/s,
+lag, ETA) on a terminal, log lines otherwise.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmdImport(cmd.Context(), e, allowDLT) },
+	}
+	cmd.Flags().BoolVar(&allowDLT, "allow-dead-letters", false, "exit 0 even when records were dead-lettered")
+	return cmd
+}
+
+func cmdImport(ctx context.Context, e *env, allowDLT bool) error {
+	if err := e.load(needAll); err != nil {
+		return err
 	}
 	sum, err := syncTopics(ctx, e, true)
 	if err != nil && sum.Consumed == 0 {

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/codr/statesync/dataset"
@@ -28,57 +28,89 @@ import (
 
 var entityName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
-// cmdPublish produces a dataset to codr.state.<entity> as IStateMessages.
-func cmdPublish(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	entity := fs.String("entity", "", "entity name, lower-case words joined by hyphens (topic codr.state.NAME)")
-	generate := fs.Int("generate", 0, "publish N generated sample entities instead of reading a file")
-	seed := fs.Int64("seed", 1, "seed of the generated entities")
-	keys := fs.Int("keys", 0, "with --generate: cycle over this many distinct entities (a topic with churn); 0 = N")
-	if err := fs.Parse(args); err != nil {
-		return usageError("%v", err)
+func newPublishCmd(e *env) *cobra.Command {
+	var f publishFlags
+	cmd := &cobra.Command{
+		Use:   "publish --entity NAME [FILE]",
+		Short: "publish an NDJSON or JSON-array dataset to codr.state.NAME",
+		Long: `Publish each entity of FILE (NDJSON, or one JSON array; stdin without FILE or
+with -) to codr.state.NAME as an IStateMessage: the key is its ObjectId
+(generated and written back as _id when absent), headers key, traceId and
+processedAt. Lines that are not entities are reported with their numbers
+without stopping the rest. The first SIGINT/SIGTERM stops reading, purges what
+Kafka has not acknowledged and says how many records that was.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError("%s reads one FILE (or stdin)", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return cmdPublish(cmd.Context(), e, f, args) },
 	}
-	if err := e.needKafka(); err != nil {
+	fl := cmd.Flags()
+	fl.StringVar(&f.entity, "entity", "", "entity name, lower-case words joined by hyphens (topic codr.state.NAME)")
+	fl.IntVar(&f.generate, "generate", 0, "publish N generated sample entities instead of reading a file")
+	fl.Int64Var(&f.seed, "seed", 1, "seed of the generated entities")
+	fl.IntVar(&f.keys, "keys", 0, "with --generate: cycle over this many distinct entities (a topic with churn); 0 = N")
+	return cmd
+}
+
+type publishFlags struct {
+	entity         string
+	generate, keys int
+	seed           int64
+}
+
+// cmdPublish produces a dataset to codr.state.<entity> as IStateMessages.
+func cmdPublish(ctx context.Context, e *env, f publishFlags, args []string) error {
+	if !entityName.MatchString(f.entity) {
+		return usageError("--entity %q: give the entity as lower-case words joined by hyphens, e.g. user-preference", f.entity)
+	}
+	if f.generate > 0 && len(args) > 0 {
+		return usageError("--generate and a FILE are exclusive")
+	}
+	if err := e.load(needKafka); err != nil {
 		return err
 	}
-	if !entityName.MatchString(*entity) {
-		return usageError("--entity %q: give the entity as lower-case words joined by hyphens, e.g. user-preference", *entity)
-	}
-	topic := "codr.state." + *entity
+	topic := "codr.state." + f.entity
 	var src entitySource
-	switch {
-	case *generate > 0:
-		if fs.NArg() > 0 {
-			return usageError("--generate and a FILE are exclusive")
-		}
-		src = generated(*seed, *generate, *keys)
-	case fs.NArg() > 1:
-		return usageError("publish reads one FILE (or stdin)")
-	default:
+	if f.generate > 0 {
+		src = generated(f.seed, f.generate, f.keys)
+	} else {
 		in := io.Reader(os.Stdin)
 		name := "stdin"
-		if fs.NArg() == 1 && fs.Arg(0) != "-" {
-			f, err := os.Open(fs.Arg(0))
+		if len(args) == 1 && args[0] != "-" {
+			file, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			in, name = f, fs.Arg(0)
+			defer file.Close()
+			in, name = file, args[0]
 		}
 		src = readEntities(in, name)
 	}
 
-	p, err := offsets.NewProducer(e.cfg.KafkaConfig())
+	p, err := offsets.NewProducer(e.cfg.KafkaConfig(), "publish", e.kafkaLogging())
 	if err != nil {
 		return err
 	}
 	defer p.Close(30 * time.Second)
-	res, err := publish(ctx, p, topic, src, progressTo(e.stderr, int64(*generate)))
+	if err := whileNotStopped(ctx, func() error { return p.Reachable(e.cfg.KafkaBrokers, brokerWait) }); err != nil {
+		if err == errStopped {
+			return &exitError{code: exitFailure, msg: "interrupted before the brokers answered: nothing published"}
+		}
+		return unreachable(err)
+	}
+	res, err := publish(ctx, p, topic, src, progressTo(e.stderr, int64(f.generate)))
 	fmt.Fprintf(e.stdout, "published %d records to %s in %s (%.0f records/s); rejected %d\n",
 		res.published, topic, res.elapsed.Round(time.Millisecond), float64(res.published)/max(res.elapsed.Seconds(), 1e-9), len(res.rejected))
 	for _, r := range res.rejected {
 		fmt.Fprintf(e.stdout, "  rejected line %d: %s\n", r.line, r.reason)
+	}
+	if res.interrupted {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("interrupted: %d records published and acknowledged; %d were not acknowledged by Kafka and were purged "+
+			"(those in flight may have been written all the same; publishing them again is harmless: a state topic keeps the last record of each key)",
+			res.published, res.notAcked)}
 	}
 	if err != nil {
 		return err
@@ -186,6 +218,10 @@ type publishResult struct {
 	published int64
 	rejected  []rejection
 	elapsed   time.Duration
+	// interrupted: ctx ended before every record was acknowledged; notAcked
+	// records were purged from the producer (or never sent).
+	interrupted bool
+	notAcked    int64
 }
 
 // stateMessage builds the Kafka key, value and headers of one entity: the
@@ -252,6 +288,8 @@ func newUUID() string {
 }
 
 // publish produces every entity asynchronously and waits for all acks.
+// When ctx ends it stops reading and purges what is queued or in flight, so
+// it returns at once, counting what was not acknowledged.
 func publish(ctx context.Context, p *offsets.Producer, topic string, src entitySource, progress func(done int64, rate float64, final bool)) (publishResult, error) {
 	var res publishResult
 	start := time.Now()
@@ -259,12 +297,11 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 	var acked, failed atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	wg.Add(1)
 	sent := int64(0)
 	allSent := make(chan int64, 1)
+	delivered := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(delivered)
 		want := int64(-1)
 		for want < 0 || acked.Load()+failed.Load() < want {
 			select {
@@ -303,7 +340,10 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
 			return true
 		}
-		if err := p.ProduceAsync(topic, key, value, headers, delivery); err != nil {
+		if err := p.ProduceAsync(ctx, topic, key, value, headers, delivery); err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
 			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
 			return true
 		}
@@ -315,15 +355,28 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 		return true
 	})
 	allSent <- sent
-	wg.Wait()
+	select {
+	case <-delivered:
+	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
+		// Interrupted: what is queued or in flight is purged; each purged
+		// record's delivery report comes back failed, so the count ends.
+		if err := p.Purge(); err != nil {
+			return res, fmt.Errorf("purge: %w", err)
+		}
+		<-delivered
+		res.interrupted = true
+		res.notAcked = failed.Load()
+	}
 	res.published = acked.Load()
 	res.elapsed = time.Since(start)
 	progress(res.published, float64(res.published)/max(res.elapsed.Seconds(), 1e-9), true)
 	if srcErr != nil {
 		return res, srcErr
 	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
+	if res.interrupted {
+		return res, nil
 	}
 	if failed.Load() > 0 {
 		return res, fmt.Errorf("%d records were not acknowledged by Kafka: %w", failed.Load(), firstErr)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -22,33 +26,48 @@ import (
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/sink"
+	"github.com/codr/statesync/statelog"
 )
 
-func cmdRun(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 {
-		return usageError("run takes no arguments")
+func cmdRun(ctx context.Context, e *env) error {
+	if err := e.load(needAll); err != nil {
+		return err
 	}
 	_, err := syncTopics(ctx, e, false)
 	return err
 }
 
-func newLogger(cfg config.Config, terminal bool) (*zap.Logger, error) {
-	var zc zap.Config
-	if cfg.LogFormat == "console" || (cfg.LogFormat == "auto" && terminal) {
-		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		zc.DisableStacktrace = true
+// newLogger writes JSON lines to w, or console lines when the format says
+// so (auto: on a terminal); colours only on a terminal, never into a file.
+func newLogger(cfg config.Config, w io.Writer, terminal bool) (*zap.Logger, error) {
+	lvl := zapcore.InfoLevel
+	if cfg.LogLevel != "" {
+		l, err := zapcore.ParseLevel(cfg.LogLevel)
+		if err != nil {
+			return nil, err
+		}
+		lvl = l
+	}
+	var enc zapcore.Encoder
+	if cfg.LogFormat == "console" || ((cfg.LogFormat == "auto" || cfg.LogFormat == "") && terminal) {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		if terminal {
+			ec.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
+		enc = zapcore.NewConsoleEncoder(ec)
 	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "ts"
-		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+		ec := zap.NewProductionEncoderConfig()
+		ec.TimeKey = "ts"
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		ec.EncodeDuration = zapcore.StringDurationEncoder
+		enc = zapcore.NewJSONEncoder(ec)
 	}
-	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
-	if err != nil {
-		return nil, err
+	ws := zapcore.AddSync(w)
+	if f, ok := w.(*os.File); ok {
+		ws = zapcore.Lock(f)
 	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	return zc.Build()
+	return zap.New(zapcore.NewCore(enc, ws, lvl), zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel)), nil
 }
 
 // syncTopics is the pipeline: consumer → decode → batch → applier (MongoDB
@@ -56,17 +75,21 @@ func newLogger(cfg config.Config, terminal bool) (*zap.Logger, error) {
 // stop in reverse under the shutdown grace.
 func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, error) {
 	cfg := e.cfg
-	log, err := newLogger(cfg, isTerminal(e.stderr))
-	if err != nil {
-		return summaryView{}, err
-	}
+	log := e.logger()
 	defer log.Sync() //nolint:errcheck // best effort on exit
-	log.Info("starting statesync", zap.String("version", version), zap.Bool("import", importMode),
-		zap.String("topics", cfg.Topics), zap.String("database", cfg.MongoDatabase))
+	log.Info("starting statesync", append(buildFields(), zap.Bool("import", importMode),
+		zap.String("topics", cfg.Topics), zap.String("database", cfg.MongoDatabase))...)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	metrics.RegisterBuildInfo(reg, build())
+	kl := e.kafkaLogging()
+	kl.Brokers.OnChange = func(up bool) { m.KafkaUp.Set(b2f(up)) }
+	mongoHosts := mongoAddresses(cfg.MongoURI)
+	mongoCond := &statelog.Condition{Log: log, Fields: []zap.Field{zap.String("hosts", mongoHosts)},
+		Failing:   "MongoDB unreachable (" + mongoHosts + "); writes wait and are retried, nothing is skipped",
+		Recovered: "MongoDB reachable again (" + mongoHosts + ")"}
 	health := &health{stuckAfter: cfg.StuckAfter, metrics: m, brokers: cfg.KafkaBrokers, group: cfg.KafkaGroupID}
 
 	// /readyz answers from the start: not ready until MongoDB and the
@@ -95,7 +118,14 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		log.Info("closed MongoDB client")
 	}()
 
-	producer, err := offsets.NewProducer(cfg.KafkaConfig())
+	if importMode {
+		// import ends: MongoDB must answer now, not after the records are read
+		if err := checkMongo(ctx, db, cfg, mongoHosts); err != nil {
+			return summaryView{}, err
+		}
+	}
+
+	producer, err := offsets.NewProducer(cfg.KafkaConfig(), "dlt-producer", kl)
 	if err != nil {
 		return summaryView{}, err
 	}
@@ -134,6 +164,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		Exclude:         []string{cfg.DLTTopic}, // never consume our own dead letters, whatever the regex matches
 		FutureSkew:      cfg.FutureSkew,
 		Log:             log,
+		Brokers:         kl.Brokers,
 		Metrics:         m,
 	}, writer)
 	if err != nil {
@@ -143,9 +174,9 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 
 	pingCtx, stopPing := context.WithCancel(context.Background())
 	defer stopPing()
-	go health.watchMongo(pingCtx, db)
+	go health.watchMongo(pingCtx, db, mongoCond)
 
-	if err := checkKafka(ctx, consumer, cfg, importMode, health, log); err != nil {
+	if err := checkKafka(ctx, consumer, cfg, importMode, health, kl.Brokers); err != nil {
 		if cerr := consumer.Close(5 * time.Second); cerr != nil {
 			log.Warn("close consumer", zap.Error(cerr))
 		}
@@ -205,13 +236,62 @@ type writerFunc func(ctx context.Context, b *batch.Batch) error
 
 func (f writerFunc) Apply(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
 
-// brokerWait bounds the start check's wait for the brokers in import; run
-// asks every runAsk (so SIGTERM is noticed) and logs every runLogEvery.
+// brokerWait bounds the start check's wait for the brokers (and MongoDB)
+// in the commands that end; run asks every runAsk (so SIGTERM is noticed)
+// and logs when the brokers' reachability changes.
 var (
-	brokerWait  = 10 * time.Second
-	runAsk      = 2 * time.Second
-	runLogEvery = 30 * time.Second
+	brokerWait = 10 * time.Second
+	runAsk     = 2 * time.Second
 )
+
+// mongoAddresses are the hosts of a MongoDB URI, without credentials or
+// options: what an error may name.
+func mongoAddresses(uri string) string {
+	cs, err := connstring.Parse(uri)
+	if err != nil || len(cs.Hosts) == 0 {
+		return "(see " + config.Prefix + "MONGO_URI)"
+	}
+	return strings.Join(cs.Hosts, ",")
+}
+
+// checkMongo is import's start check: MongoDB answers within brokerWait,
+// else exit 5 naming its hosts.
+func checkMongo(ctx context.Context, db *sink.Sink, cfg config.Config, hosts string) error {
+	pctx, cancel := context.WithTimeout(ctx, brokerWait)
+	defer cancel()
+	err := db.Ping(pctx)
+	if err == nil || ctx.Err() != nil {
+		return nil // stopped: the caller notices
+	}
+	return &exitError{code: exitUnreachable, msg: cfg.Redact(fmt.Sprintf(
+		"MongoDB %s (%sMONGO_URI) is unreachable: no answer within %s (%v); check the address and that it is up and reachable from here",
+		hosts, config.Prefix, brokerWait, err))}
+}
+
+// unreachable turns an *offsets.UnreachableError into exit 5, naming the
+// brokers and their variable.
+func unreachable(err error) error {
+	var u *offsets.UnreachableError
+	if !errors.As(err, &u) {
+		return err
+	}
+	return &exitError{code: exitUnreachable, msg: fmt.Sprintf(
+		"Kafka brokers %s (%sKAFKA_BROKERS) are unreachable: no answer within %s (%v); check the address and that they are up and reachable from here",
+		u.Brokers, config.Prefix, u.Waited, u.Err)}
+}
+
+// whileNotStopped runs f, returning errStopped as soon as ctx ends (f goes
+// on in the background: librdkafka's metadata calls cannot be cancelled).
+func whileNotStopped(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errStopped
+	}
+}
 
 // errStopped: the context ended while the start check waited for the brokers.
 var errStopped = errors.New("stopped")
@@ -220,19 +300,22 @@ var errStopped = errors.New("stopped")
 // topic exists (a poison record would otherwise hold its partition forever).
 // import fails when the brokers do not answer within brokerWait; run keeps
 // asking (not ready meanwhile), as it rides out a broker outage later on.
-func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, importMode bool, h *health, log *zap.Logger) error {
+func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, importMode bool, h *health, brokers *statelog.Condition) error {
 	wait := brokerWait
 	if !importMode {
 		wait = min(runAsk, brokerWait)
 	}
-	var logged time.Time
 	for {
 		start := time.Now()
-		err := c.CheckTopic(cfg.DLTTopic, wait)
-		var unreachable *offsets.UnreachableError
+		err := whileNotStopped(ctx, func() error { return c.CheckTopic(cfg.DLTTopic, wait) })
+		var unreachableErr *offsets.UnreachableError
 		var missing *offsets.MissingTopicError
 		switch {
+		case errors.Is(err, errStopped):
+			return errStopped
 		case err == nil:
+			brokers.OK()
+			c.RecheckBrokers() // until they have answered long enough to count as back
 			h.kafkaUp.Store(true)
 			return nil
 		case errors.As(err, &missing):
@@ -240,16 +323,11 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 				"the dead-letter topic %s (%sDLT_TOPIC) does not exist: create it with `statesync topics create %s` "+
 					"(same %sKAFKA_* variables), or set %sDLT_TOPIC to an existing topic",
 				cfg.DLTTopic, config.Prefix, cfg.DLTTopic, config.Prefix, config.Prefix)}
-		case errors.As(err, &unreachable):
-			msg := fmt.Sprintf("Kafka brokers %s (%sKAFKA_BROKERS) are unreachable: no answer within %s (%v); check the address and that they are up and reachable from here",
-				cfg.KafkaBrokers, config.Prefix, unreachable.Waited, unreachable.Err)
+		case errors.As(err, &unreachableErr):
 			if importMode {
-				return errors.New(msg)
+				return unreachable(err)
 			}
-			if time.Since(logged) >= runLogEvery {
-				logged = time.Now()
-				log.Warn(msg + "; asking again (not ready until they answer)")
-			}
+			brokers.Failed(err, zap.String("start_check", "not ready until they answer"))
 		default:
 			return fmt.Errorf("check the dead-letter topic %s (%sDLT_TOPIC): %w", cfg.DLTTopic, config.Prefix, err)
 		}
@@ -284,11 +362,22 @@ func (h *health) setMongo(up bool) {
 	}
 }
 
-func (h *health) watchMongo(ctx context.Context, db *sink.Sink) {
+// watchMongo pings MongoDB every 2 s: readiness, statesync_mongo_up, and
+// the log lines when it becomes unreachable, stays so, and answers again.
+func (h *health) watchMongo(ctx context.Context, db *sink.Sink, cond *statelog.Condition) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
-		h.setMongo(db.Ping(ctx) == nil)
+		err := db.Ping(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.setMongo(err == nil)
+		if err == nil {
+			cond.OK()
+		} else {
+			cond.Failed(err)
+		}
 		h.ready() // keeps statesync_ready current where nothing probes /readyz (the sidecar)
 		select {
 		case <-ctx.Done():
