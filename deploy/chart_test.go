@@ -20,7 +20,6 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -144,7 +143,8 @@ func TestStandalone(t *testing.T) {
 	const name = "rel-statesync"
 
 	t.Run("it renders the workload, its Secret, monitoring and no PodMonitor", func(t *testing.T) {
-		want := []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor"}
+		// A StatefulSet: static group membership (the default) needs pod names that survive a rollout.
+		want := []string{"ConfigMap", "PodDisruptionBudget", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor", "StatefulSet"}
 		if got := docs.kinds(); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("kinds = %v, want %v", got, want)
 		}
@@ -155,13 +155,14 @@ func TestStandalone(t *testing.T) {
 		}
 	})
 
-	d := one[*appsv1.Deployment](t, docs, "Deployment")
+	d := workloadOf(t, docs)
 	c := container(t, d, "statesync")
 
 	t.Run("every STATESYNC_ variable carries the value the binary expects", func(t *testing.T) {
 		assertEnv(t, c, map[string]string{
 			"STATESYNC_KAFKA_BROKERS":          "kafka-0.kafka:9092,kafka-1.kafka:9092",
 			"STATESYNC_KAFKA_GROUP_ID":         "statesync",
+			"STATESYNC_KAFKA_PROPERTIES":       "group.instance.id=$(STATESYNC_POD_NAME);session.timeout.ms=45000",
 			"STATESYNC_TOPICS":                 `^codr\.state\..+`,
 			"STATESYNC_TOPIC_REFRESH_INTERVAL": "30s",
 			"STATESYNC_DLT_TOPIC":              "codr.svc.mongo.dlt",
@@ -186,7 +187,7 @@ func TestStandalone(t *testing.T) {
 			"STATESYNC_STUCK_AFTER":            "5m",
 			"GOMEMLIMIT":                       "192MiB", // 0.75 of the 256Mi limit
 		})
-		for _, absent := range []string{"STATESYNC_KAFKA_PROPERTIES", "STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_MONGO_URI_FILE"} {
+		for _, absent := range []string{"STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_MONGO_URI_FILE"} {
 			if hasEnv(c, absent) {
 				t.Errorf("%s is set although its value is empty", absent)
 			}
@@ -213,7 +214,7 @@ func TestStandalone(t *testing.T) {
 				t.Errorf("%s carries the password in clear", e.Name)
 			}
 		}
-		if d.Spec.Template.Annotations["checksum/statesync-secret"] == "" {
+		if d.Template.Annotations["checksum/statesync-secret"] == "" {
 			t.Error("no checksum/secret annotation: a changed secret would not roll the pods")
 		}
 	})
@@ -247,7 +248,7 @@ func TestStandalone(t *testing.T) {
 		if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
 			t.Errorf("capabilities.drop = %v, want [ALL]", sc.Capabilities.Drop)
 		}
-		pod := d.Spec.Template.Spec.SecurityContext
+		pod := d.Template.Spec.SecurityContext
 		if pod == nil || pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot {
 			t.Error("pod securityContext.runAsNonRoot is not true")
 		}
@@ -261,7 +262,7 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("the pod's grace period exceeds statesync's shutdown grace", func(t *testing.T) {
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
+		if got := d.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
 			t.Errorf("terminationGracePeriodSeconds = %v, want 45 (30s shutdown grace + 15)", got)
 		}
 	})
@@ -273,16 +274,16 @@ func TestStandalone(t *testing.T) {
 		if strings.Join(c.Args, " ") != "run" {
 			t.Errorf("args = %v, want [run]", c.Args)
 		}
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-			t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
+		if d.Replicas == nil || *d.Replicas != 2 {
+			t.Errorf("replicas = %v, want 2", d.Replicas)
 		}
 	})
 
 	t.Run("the Service and ServiceMonitor reach the metrics port of these pods", func(t *testing.T) {
 		s := one[*corev1.Service](t, docs, "Service")
 		for k, v := range s.Spec.Selector {
-			if d.Spec.Template.Labels[k] != v {
-				t.Errorf("service selects %s=%s, pod has %q", k, v, d.Spec.Template.Labels[k])
+			if d.Template.Labels[k] != v {
+				t.Errorf("service selects %s=%s, pod has %q", k, v, d.Template.Labels[k])
 			}
 		}
 		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort.String() != "statesync-http" || s.Spec.Ports[0].Name != "http" {
@@ -334,12 +335,12 @@ func TestValues(t *testing.T) {
 			"http":                 object{"port": 9000},
 			"extraEnv":             []any{object{"name": "GODEBUG", "value": "madvdontneed=1"}, object{"name": "STATESYNC_LOG_LEVEL", "value": "warn"}},
 		}))
-		d := one[*appsv1.Deployment](t, docs, "Deployment")
+		d := workloadOf(t, docs)
 		c := container(t, d, "statesync")
 		assertEnv(t, c, map[string]string{
 			"STATESYNC_KAFKA_GROUP_ID":      "orders-sync",
 			"STATESYNC_TOPICS":              "codr.state.order,codr.state.order-line",
-			"STATESYNC_KAFKA_PROPERTIES":    "enable.ssl.certificate.verification=true;queued.max.messages.kbytes=1000000;sasl.mechanism=SCRAM-SHA-512;security.protocol=SASL_SSL",
+			"STATESYNC_KAFKA_PROPERTIES":    "enable.ssl.certificate.verification=true;group.instance.id=$(STATESYNC_POD_NAME);queued.max.messages.kbytes=1000000;sasl.mechanism=SCRAM-SHA-512;security.protocol=SASL_SSL;session.timeout.ms=45000",
 			"STATESYNC_DLT_TOPIC":           "codr.svc.orders.dlt",
 			"STATESYNC_COLLECTIONS":         "order=orders,order-line=orderLines",
 			"STATESYNC_MONGO_WRITE_CONCERN": "2",
@@ -362,7 +363,7 @@ func TestValues(t *testing.T) {
 		if port(t, c, "statesync-http") != 9000 {
 			t.Errorf("container port = %d, want 9000", port(t, c, "statesync-http"))
 		}
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 75 {
+		if got := d.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 75 {
 			t.Errorf("terminationGracePeriodSeconds = %v, want 75", got)
 		}
 	})
@@ -375,7 +376,7 @@ func TestValues(t *testing.T) {
 		if n := len(docs.ofKind("Secret")); n != 0 {
 			t.Errorf("rendered %d Secrets, want none", n)
 		}
-		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
+		c := container(t, workloadOf(t, docs), "statesync")
 		assertSecretRef(t, c, "STATESYNC_MONGO_URI", "mongo-creds", "uri")
 		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "kafka-creds", "password")
 		assertEnv(t, c, map[string]string{"STATESYNC_KAFKA_SASL_USERNAME": "statesync"})
@@ -385,7 +386,7 @@ func TestValues(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{
 			"kafka": object{"sasl": object{"username": "statesync", "password": "p4ss"}},
 		}))
-		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
+		c := container(t, workloadOf(t, docs), "statesync")
 		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "rel-statesync", "sasl-password")
 		s := one[*corev1.Secret](t, docs, "Secret")
 		if got := string(s.Data["sasl-password"]); got != "p4ss" {
@@ -400,7 +401,7 @@ func TestValues(t *testing.T) {
 			"extraVolumes":      []any{object{"name": "secrets", "csi": object{"driver": "secrets-store.csi.k8s.io"}}},
 			"extraVolumeMounts": []any{object{"name": "secrets", "mountPath": "/secrets", "readOnly": true}},
 		})
-		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
+		c := container(t, workloadOf(t, docs), "statesync")
 		assertEnv(t, c, map[string]string{
 			"STATESYNC_MONGO_URI_FILE":           "/secrets/mongo/uri",
 			"STATESYNC_KAFKA_SASL_PASSWORD_FILE": "/secrets/kafka/password",
@@ -418,7 +419,7 @@ func TestValues(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{
 			"image": object{"registry": "registry.example/", "tag": "1.2.3", "digest": digest},
 		}))
-		c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
+		c := container(t, workloadOf(t, docs), "statesync")
 		if want := "registry.example/codr/statesync:1.2.3@" + digest; c.Image != want {
 			t.Errorf("image = %q, want %q", c.Image, want)
 		}
@@ -494,14 +495,14 @@ func TestExampleServiceChart(t *testing.T) {
 	if len(deps) != 1 {
 		t.Fatalf("rendered %d Deployments, want only the service's (statesync in sidecar mode renders none)", len(deps))
 	}
-	d := deps[0].Obj.(*appsv1.Deployment)
+	d := workloadOf(t, manifests{deps[0]})
 
 	t.Run("the service's Deployment runs the app and the statesync sidecar side by side", func(t *testing.T) {
 		if d.Name != "shop-codr-service" {
 			t.Errorf("deployment %s, want shop-codr-service", d.Name)
 		}
 		var names []string
-		for _, c := range d.Spec.Template.Spec.Containers {
+		for _, c := range d.Template.Spec.Containers {
 			names = append(names, c.Name)
 		}
 		if strings.Join(names, ",") != "app,statesync" {
@@ -544,7 +545,7 @@ func TestExampleServiceChart(t *testing.T) {
 	})
 
 	t.Run("the pod gets the grace period and the label the PodMonitor selects", func(t *testing.T) {
-		if got := d.Spec.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
+		if got := d.Template.Spec.TerminationGracePeriodSeconds; got == nil || *got != 45 {
 			t.Errorf("terminationGracePeriodSeconds = %v, want 45", got)
 		}
 		pm := one[*monitoringv1.PodMonitor](t, docs, "PodMonitor")
@@ -552,8 +553,8 @@ func TestExampleServiceChart(t *testing.T) {
 			t.Fatal("PodMonitor selects every pod")
 		}
 		for k, v := range pm.Spec.Selector.MatchLabels {
-			if d.Spec.Template.Labels[k] != v {
-				t.Errorf("PodMonitor selects %s=%s, pod has %q", k, v, d.Spec.Template.Labels[k])
+			if d.Template.Labels[k] != v {
+				t.Errorf("PodMonitor selects %s=%s, pod has %q", k, v, d.Template.Labels[k])
 			}
 		}
 		if eps := pm.Spec.PodMetricsEndpoints; len(eps) != 1 || eps[0].Port == nil || *eps[0].Port != "statesync-http" {
@@ -612,7 +613,7 @@ spec:
 			t.Fatalf("helm dependency build: %v\n%s%s", err, out, stderr)
 		}
 		docs := mustTemplate(t, dir, "inv")
-		d := one[*appsv1.Deployment](t, docs, "Deployment")
+		d := workloadOf(t, docs)
 		c := container(t, d, "statesync")
 		assertEnv(t, c, map[string]string{"STATESYNC_MONGO_DATABASE": "billing"})
 		// The Secret is named after the alias, as the subchart renders it.

@@ -7,13 +7,12 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
-	appsv1 "k8s.io/api/apps/v1"
 )
 
 func TestMongoBulkSettings(t *testing.T) {
 	t.Parallel()
 	docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"mongo": object{"maxBulkOps": 12, "bulkParallel": 3}}))
-	assertEnv(t, container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync"), map[string]string{
+	assertEnv(t, container(t, workloadOf(t, docs), "statesync"), map[string]string{
 		"STATESYNC_MONGO_MAX_BULK_OPS":  "12",
 		"STATESYNC_MONGO_BULK_PARALLEL": "3",
 	})
@@ -46,7 +45,7 @@ func TestGoMemLimit(t *testing.T) {
 		if tc.ratio != nil {
 			values["goMemLimitRatio"] = tc.ratio
 		}
-		c := container(t, one[*appsv1.Deployment](t, mustTemplate(t, chartDir, "rel", values), "Deployment"), "statesync")
+		c := container(t, workloadOf(t, mustTemplate(t, chartDir, "rel", values)), "statesync")
 		if tc.want == "" {
 			if hasEnv(c, "GOMEMLIMIT") {
 				t.Errorf("limit %v ratio %v: GOMEMLIMIT set, want none", tc.limit, tc.ratio)
@@ -58,7 +57,7 @@ func TestGoMemLimit(t *testing.T) {
 
 	t.Run("an extraEnv GOMEMLIMIT replaces the computed one", func(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"extraEnv": []any{object{"name": "GOMEMLIMIT", "value": "100MiB"}}}))
-		assertEnv(t, container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync"), map[string]string{"GOMEMLIMIT": "100MiB"})
+		assertEnv(t, container(t, workloadOf(t, docs), "statesync"), map[string]string{"GOMEMLIMIT": "100MiB"})
 	})
 	t.Run("a memory limit that is not a quantity fails with advice", func(t *testing.T) {
 		_, stderr, err := template(t, chartDir, "rel", merge(minimal(), object{"resources": object{"limits": object{"memory": "lots"}}}))
@@ -72,27 +71,27 @@ func TestGoMemLimit(t *testing.T) {
 // annotations, so the pods roll, in standalone mode and in a service chart's pods (sidecar).
 func TestChecksumRollsPods(t *testing.T) {
 	t.Parallel()
-	annotation := func(d *appsv1.Deployment) string { return d.Spec.Template.Annotations["checksum/statesync-secret"] }
+	annotation := func(d *workload) string { return d.Template.Annotations["checksum/statesync-secret"] }
 
 	t.Run("standalone", func(t *testing.T) {
-		a := one[*appsv1.Deployment](t, mustTemplate(t, chartDir, "rel", minimal()), "Deployment")
-		b := one[*appsv1.Deployment](t, mustTemplate(t, chartDir, "rel", merge(minimal(), object{"mongo": object{"uri": "mongodb://u:rotated@mongo:27017/"}})), "Deployment")
-		c := one[*appsv1.Deployment](t, mustTemplate(t, chartDir, "rel", merge(minimal(), object{"kafka": object{"sasl": object{"username": "u", "password": "p"}}})), "Deployment")
+		a := workloadOf(t, mustTemplate(t, chartDir, "rel", minimal()))
+		b := workloadOf(t, mustTemplate(t, chartDir, "rel", merge(minimal(), object{"mongo": object{"uri": "mongodb://u:rotated@mongo:27017/"}})))
+		c := workloadOf(t, mustTemplate(t, chartDir, "rel", merge(minimal(), object{"kafka": object{"sasl": object{"username": "u", "password": "p"}}})))
 		if annotation(a) == "" || annotation(a) == annotation(b) || annotation(a) == annotation(c) {
 			t.Errorf("checksums %q, %q, %q: want set and different for each secret", annotation(a), annotation(b), annotation(c))
 		}
-		ext := one[*appsv1.Deployment](t, mustTemplate(t, chartDir, "rel", object{"kafka": object{"brokers": "k:9092"},
-			"mongo": object{"existingSecret": "s", "database": "codr"}}), "Deployment")
-		if _, ok := ext.Spec.Template.Annotations["checksum/statesync-secret"]; ok {
+		ext := workloadOf(t, mustTemplate(t, chartDir, "rel", object{"kafka": object{"brokers": "k:9092"},
+			"mongo": object{"existingSecret": "s", "database": "codr"}}))
+		if _, ok := ext.Template.Annotations["checksum/statesync-secret"]; ok {
 			t.Error("a checksum without a Secret of the chart's own")
 		}
 	})
 
 	t.Run("sidecar: the service chart's pods", func(t *testing.T) {
 		buildExampleDeps(t)
-		render := func(uri string) *appsv1.Deployment {
+		render := func(uri string) *workload {
 			docs := mustTemplate(t, exampleDir, "shop", object{"statesync": object{"mongo": object{"existingSecret": "", "uri": uri}}})
-			return one[*appsv1.Deployment](t, docs, "Deployment")
+			return workloadOf(t, docs)
 		}
 		a, b := render("mongodb://u:one@mongo:27017/"), render("mongodb://u:two@mongo:27017/")
 		if annotation(a) == "" || annotation(a) == annotation(b) {

@@ -141,6 +141,7 @@ var apiTypes = map[string]func() any{
 	"v1/Service":                              func() any { return &corev1.Service{} },
 	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
 	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":                     func() any { return &appsv1.StatefulSet{} },
 	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
@@ -247,10 +248,35 @@ func one[T any](t *testing.T, m manifests, kind string) T {
 
 // ---- reading the decoded objects --------------------------------------------------------------
 
-func container(t *testing.T, d *appsv1.Deployment, name string) corev1.Container {
+// workload is the pod-owning object (Deployment or StatefulSet) as the assertions read it.
+type workload struct {
+	Kind, Name string
+	Replicas   *int32
+	Template   corev1.PodTemplateSpec
+}
+
+// workloadOf returns the only Deployment or StatefulSet of the manifests.
+func workloadOf(t *testing.T, m manifests) *workload {
+	t.Helper()
+	var out []*workload
+	for _, o := range m {
+		switch w := o.Obj.(type) {
+		case *appsv1.Deployment:
+			out = append(out, &workload{Kind: o.Kind, Name: w.Name, Replicas: w.Spec.Replicas, Template: w.Spec.Template})
+		case *appsv1.StatefulSet:
+			out = append(out, &workload{Kind: o.Kind, Name: w.Name, Replicas: w.Spec.Replicas, Template: w.Spec.Template})
+		}
+	}
+	if len(out) != 1 {
+		t.Fatalf("want exactly one Deployment or StatefulSet, rendered %d (kinds: %v)", len(out), m.kinds())
+	}
+	return out[0]
+}
+
+func container(t *testing.T, d *workload, name string) corev1.Container {
 	t.Helper()
 	var names []string
-	for _, c := range d.Spec.Template.Spec.Containers {
+	for _, c := range d.Template.Spec.Containers {
 		if c.Name == name {
 			return c
 		}
@@ -332,18 +358,23 @@ func port(t *testing.T, c corev1.Container, name string) int32 {
 func noDuplicateEnv(t *testing.T, docs manifests) {
 	t.Helper()
 	for _, m := range docs {
-		d, ok := m.Obj.(*appsv1.Deployment)
-		if !ok {
+		var pod corev1.PodTemplateSpec
+		switch w := m.Obj.(type) {
+		case *appsv1.Deployment:
+			pod = w.Spec.Template
+		case *appsv1.StatefulSet:
+			pod = w.Spec.Template
+		default:
 			continue
 		}
-		for _, c := range d.Spec.Template.Spec.Containers {
+		for _, c := range pod.Spec.Containers {
 			seen := map[string]int{}
 			for _, e := range c.Env {
 				seen[e.Name]++
 			}
 			for n, k := range seen {
 				if k > 1 {
-					t.Errorf("%s container %s: %d variables named %s", d.Name, c.Name, k, n)
+					t.Errorf("%s container %s: %d variables named %s", m.Name, c.Name, k, n)
 				}
 			}
 		}

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	appsv1 "k8s.io/api/apps/v1"
 )
 
 // everything turns on every optional object and pass-through value of standalone mode.
@@ -145,14 +143,14 @@ func TestAMisspeltFieldFails(t *testing.T) {
 func TestExtraEnvMergesByName(t *testing.T) {
 	t.Parallel()
 	base := mustTemplate(t, chartDir, "rel", minimal())
-	baseEnv := container(t, one[*appsv1.Deployment](t, base, "Deployment"), "statesync").Env
+	baseEnv := container(t, workloadOf(t, base), "statesync").Env
 	docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"extraEnv": []any{
 		object{"name": "STATESYNC_BATCH_MAX_DOCS", "value": "20"},
 		object{"name": "GODEBUG", "value": "madvdontneed=1"},
 		object{"name": "STATESYNC_MONGO_URI", "valueFrom": object{"secretKeyRef": object{"name": "other", "key": "uri"}}},
 		object{"name": "GODEBUG", "value": "madvdontneed=0"},
 	}}))
-	c := container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync")
+	c := container(t, workloadOf(t, docs), "statesync")
 	noDuplicateEnv(t, docs)
 	assertEnv(t, c, map[string]string{"STATESYNC_BATCH_MAX_DOCS": "20", "GODEBUG": "madvdontneed=0"})
 	assertSecretRef(t, c, "STATESYNC_MONGO_URI", "other", "uri")
@@ -174,6 +172,6 @@ func TestExtraEnvMergesByName(t *testing.T) {
 			t.Fatalf("helm template accepted an integer env value (err %v):\n%s", err, stderr)
 		}
 		docs := mustTemplate(t, chartDir, "rel", minimal(), set("extraEnv[0].name=STATESYNC_BATCH_MAX_DOCS"), setString("extraEnv[0].value=20"))
-		assertEnv(t, container(t, one[*appsv1.Deployment](t, docs, "Deployment"), "statesync"), map[string]string{"STATESYNC_BATCH_MAX_DOCS": "20"})
+		assertEnv(t, container(t, workloadOf(t, docs), "statesync"), map[string]string{"STATESYNC_BATCH_MAX_DOCS": "20"})
 	})
 }

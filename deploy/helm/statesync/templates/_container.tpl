@@ -65,7 +65,16 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
   value: {{ required "statesync: kafka.brokers is required" .Values.kafka.brokers | toJson }}
 - name: STATESYNC_KAFKA_GROUP_ID
   value: {{ .Values.kafka.groupId | toJson }}
-{{- with .Values.kafka.properties }}
+{{- $props := deepCopy (.Values.kafka.properties | default dict) }}
+{{- with .Values.kafka.staticMembership }}{{ if .enabled }}
+- name: STATESYNC_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- $_ := set $props "group.instance.id" ($props | dig "group.instance.id" "$(STATESYNC_POD_NAME)") }}
+{{- $_ := set $props "session.timeout.ms" ($props | dig "session.timeout.ms" (mul (int64 .sessionTimeoutSeconds) 1000)) }}
+{{- end }}{{ end }}
+{{- with $props }}
 - name: STATESYNC_KAFKA_PROPERTIES
   value: {{ include "statesync.joinMap" (list . "=" ";") | toJson }}
 {{- end }}
