@@ -193,12 +193,13 @@ func lastHeader(hs []Header, key string) ([]byte, bool) {
 }
 
 func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt time.Time, err error) {
-	if v, ok := lastHeader(hs, HeaderTraceID); ok {
+	// A Kafka header wins over the envelope's field; an empty one is absent.
+	if v, ok := lastHeader(hs, HeaderTraceID); ok && len(v) > 0 {
 		traceID = validUTF8(v)
 	} else if env.traceID != nil {
 		traceID = jsonStringOrEmpty(env.traceID)
 	}
-	if v, ok := lastHeader(hs, HeaderProcessedAt); ok {
+	if v, ok := lastHeader(hs, HeaderProcessedAt); ok && len(v) > 0 {
 		processedAt, err = parseProcessedAtHeader(v)
 	} else if env.processedAt != nil {
 		processedAt, err = parseProcessedAtJSON(env.processedAt)

@@ -364,3 +364,35 @@ func TestDecodeHeaderValuesAreUTF8(t *testing.T) {
 		})
 	}
 }
+
+// When the Kafka headers and the envelope's headers both carry a field, the
+// Kafka header wins; an empty Kafka header counts as absent.
+func TestKafkaHeadersWinOverTheEnvelopesAndAnEmptyOneIsAbsent(t *testing.T) {
+	env := `{"headers":{"traceId":"env-trace","processedAt":"2024-05-01T12:00:00Z"},"record":{"payload":{"a":1}}}`
+	envAt := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	kafkaAt := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		headers []Header
+		trace   string
+		at      time.Time
+	}{
+		{"the envelope's fields count when Kafka carries none", nil, "env-trace", envAt},
+		{"Kafka's fields win when both carry them", []Header{{HeaderTraceID, []byte("kafka-trace")}, {HeaderProcessedAt, []byte("2025-01-02T03:04:05Z")}}, "kafka-trace", kafkaAt},
+		{"an empty Kafka header is absent, so the envelope's field counts", []Header{{HeaderTraceID, nil}, {HeaderProcessedAt, []byte{}}}, "env-trace", envAt},
+		{"the last of repeated Kafka headers wins", []Header{{HeaderTraceID, []byte("first")}, {HeaderTraceID, []byte("last")}}, "last", envAt},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ref := range []bool{false, true} {
+				r, err := Decode(Message{Key: []byte(testKey), Value: []byte(env), Headers: tc.headers}, DecodeOptions{Reference: ref})
+				if err != nil {
+					t.Fatalf("reference=%v: %v", ref, err)
+				}
+				if r.TraceID != tc.trace || !r.ProcessedAt.Equal(tc.at) {
+					t.Errorf("reference=%v: traceId %q processedAt %s, want %q %s", ref, r.TraceID, r.ProcessedAt, tc.trace, tc.at)
+				}
+			}
+		})
+	}
+}
