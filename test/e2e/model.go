@@ -60,9 +60,15 @@ type fault struct {
 	after time.Duration // wait before injecting it, once the chunk before it is produced
 	hold  time.Duration // service down / lock held / replica frozen after the takeover
 	pick  int           // which replica (kill9, sigstop) or topic (lock), modulo the candidates
+	mode  string        // lock: ACCESS EXCLUSIVE (blocks the canary too) or EXCLUSIVE (blocks writes; FerretDB skips an unchanged row)
 }
 
-func (f fault) String() string { return fmt.Sprintf("%s(after %s, hold %s)", f.kind, f.after, f.hold) }
+func (f fault) String() string {
+	if f.kind == faultLock {
+		return fmt.Sprintf("%s(%s, after %s, hold %s)", f.kind, f.mode, f.after, f.hold)
+	}
+	return fmt.Sprintf("%s(after %s, hold %s)", f.kind, f.after, f.hold)
+}
 
 // modelTopic is one state topic of a seed.
 type modelTopic struct {
@@ -196,7 +202,9 @@ func newPlan(seed uint64, id string, anchor time.Time) *plan {
 	p.batchDocs = []int{1, 3, 1000}[rng.IntN(3)]
 	p.batchWait = []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond}[rng.IntN(3)]
 	p.concurrency = 1 + rng.IntN(4)
-	p.mongoTimeout = []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second}[rng.IntN(3)]
+	// short timeouts make a locked collection's writes fail (time out) while other collections
+	// are written: they must be retried, never dead-lettered
+	p.mongoTimeout = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 30 * time.Second}[rng.IntN(4)]
 	p.replicas = 1
 	if rng.IntN(4) == 0 {
 		p.replicas = 2
@@ -222,7 +230,8 @@ func newPlan(seed uint64, id string, anchor time.Time) *plan {
 		case faultMongo, faultPostgres:
 			f.hold = time.Duration(2000+rng.IntN(8000)) * time.Millisecond
 		case faultLock:
-			f.hold = time.Duration(3000+rng.IntN(9000)) * time.Millisecond
+			f.hold = time.Duration(3000+rng.IntN(12000)) * time.Millisecond
+			f.mode = []string{"ACCESS EXCLUSIVE", "ACCESS EXCLUSIVE", "EXCLUSIVE"}[rng.IntN(3)]
 		case faultKafka:
 			f.hold = time.Duration(3000+rng.IntN(5000)) * time.Millisecond
 		case faultSigstop:
@@ -468,6 +477,12 @@ func (g *histGen) history(n int, withDecimal bool) {
 		kind, isPoison := at[i]
 		if !isPoison && g.rng.IntN(100) < 3 {
 			kind, isPoison = poisonKinds[g.rng.IntN(len(poisonKinds))], true
+		}
+		if kind == "decimal" {
+			// a key of its own: its only record is its final state, so it must be written (or,
+			// on FerretDB, dead-lettered); never collapsed into a later record or fenced
+			id = randomOID(g.rng)
+			tp.part[id] = int32(g.rng.IntN(tp.partitions))
 		}
 		switch {
 		case isPoison:
