@@ -761,6 +761,7 @@ func (c *Consumer) shutdown() error {
 		c.o.Metrics.LastCommit.SetToCurrentTime()
 	}
 	c.log.Info("committed; closing consumer", zap.Duration("drain", time.Since(start)))
+	c.watch.Stop()
 	left := c.o.ShutdownGrace - time.Since(start)
 	closed := make(chan error, 1)
 	go func() { closed <- c.c.Close() }()
@@ -886,6 +887,7 @@ func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
 // Close closes a consumer whose Run was not called (Run closes its own),
 // waiting at most timeout for librdkafka.
 func (c *Consumer) Close(timeout time.Duration) error {
+	c.watch.Stop()
 	closed := make(chan error, 1)
 	go func() { closed <- c.c.Close() }()
 	select {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -45,9 +44,11 @@ func (l Logging) log() *zap.Logger {
 // down, how often they are asked for metadata. settle: how long they must
 // answer, with no connection failure, to be reachable again (a starting
 // broker answers metadata before its group coordinator takes connections).
+// probeTimeout bounds one probe (and so how long Stop may wait for one).
 var (
-	probeEvery = 2 * time.Second
-	settle     = 5 * time.Second
+	probeEvery   = 2 * time.Second
+	probeTimeout = time.Second
+	settle       = 5 * time.Second
 )
 
 // Prepare sets what every client needs: logs to the Go channel, a
@@ -72,27 +73,41 @@ type metadataClient interface {
 // Watch forwards one client's log lines until the client is closed (its
 // Logs channel closes), and handles its client-level errors (Event).
 type Watch struct {
-	l       Logging
-	role    string
-	client  metadataClient
-	closed  atomic.Bool
-	probing atomic.Bool
+	l      Logging
+	role   string
+	client metadataClient
+	limit  limiter
+
+	mu      sync.Mutex
+	probing bool
+	stopped bool
+	probes  sync.WaitGroup
 	stop    chan struct{}
-	limit   limiter
 }
 
 // Watch starts forwarding the log lines of a client created with Prepare'd
-// properties; client answers the probes of the brokers' condition.
+// properties; client answers the probes of the brokers' condition. Call
+// Stop before closing the client.
 func (l Logging) Watch(role string, client metadataClient, logs chan kafka.LogEvent) *Watch {
 	w := &Watch{l: l, role: role, client: client, stop: make(chan struct{})}
 	go func() {
 		for e := range logs {
 			w.line(e)
 		}
-		w.closed.Store(true)
-		close(w.stop)
 	}()
 	return w
+}
+
+// Stop ends the probes and waits for one in flight (at most probeTimeout):
+// librdkafka must not be asked for metadata by a client being closed.
+func (w *Watch) Stop() {
+	w.mu.Lock()
+	if !w.stopped {
+		w.stopped = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	w.probes.Wait()
 }
 
 // syslog levels librdkafka uses
@@ -172,18 +187,28 @@ func (w *Watch) suspect(err error) {
 // probe asks the brokers for metadata until they answer (and, once
 // failed, until the condition has settled), unless a probe already runs.
 func (w *Watch) probe(cause error) {
-	if w.l.Brokers == nil || !w.probing.CompareAndSwap(false, true) {
+	w.mu.Lock()
+	if w.l.Brokers == nil || w.probing || w.stopped {
+		w.mu.Unlock()
 		return
 	}
+	w.probing = true
+	w.probes.Add(1)
+	w.mu.Unlock()
 	go func() {
-		defer w.probing.Store(false)
+		defer w.probes.Done()
+		defer func() { w.mu.Lock(); w.probing = false; w.mu.Unlock() }()
 		for {
-			if w.closed.Load() {
+			select {
+			case <-w.stop:
 				return
+			default:
 			}
-			_, perr := w.client.GetMetadata(nil, false, int(probeEvery.Milliseconds()))
-			if w.closed.Load() {
-				return // the client was closed meanwhile: its error says nothing of the brokers
+			_, perr := w.client.GetMetadata(nil, false, int(probeTimeout.Milliseconds()))
+			select {
+			case <-w.stop:
+				return // being closed: its error says nothing of the brokers
+			default:
 			}
 			if perr == nil {
 				w.l.Brokers.OK()

@@ -19,6 +19,7 @@ import (
 // returns once the broker has acknowledged the message.
 type Producer struct {
 	p *kafka.Producer
+	w *Watch
 }
 
 // NewProducer creates a producer from the common librdkafka properties;
@@ -52,7 +53,7 @@ func NewProducer(props map[string]string, role string, l Logging) (*Producer, er
 			}
 		}
 	}()
-	return &Producer{p: p}, nil
+	return &Producer{p: p, w: w}, nil
 }
 
 // Raw is the underlying librdkafka producer.
@@ -130,6 +131,7 @@ func (p *Producer) Flush(timeout time.Duration) int { return p.p.Flush(int(timeo
 // Close flushes for at most timeout and closes.
 func (p *Producer) Close(timeout time.Duration) {
 	p.p.Flush(int(timeout.Milliseconds()))
+	p.w.Stop()
 	p.p.Close()
 }
 
@@ -270,8 +272,9 @@ func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *r
 }
 
 // ReadTopic reads a whole topic, from the start to the end offsets it has
-// now, without joining a consumer group.
-func ReadTopic(ctx context.Context, props map[string]string, topic string, l Logging) ([]record.Message, error) {
+// now, without joining a consumer group. The brokers must answer within
+// wait (an *UnreachableError otherwise).
+func ReadTopic(ctx context.Context, props map[string]string, topic string, wait time.Duration, l Logging) ([]record.Message, error) {
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = v
@@ -286,10 +289,22 @@ func ReadTopic(ctx context.Context, props map[string]string, topic string, l Log
 	}
 	defer c.Close()
 	w := l.Watch("dlt-reader", c, c.Logs())
+	defer w.Stop() // before Close
+	// asked in slices of at most 2 s, so an interrupt is noticed and no
+	// request is left running when the consumer is closed
 	start := time.Now()
-	md, err := c.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		return nil, &UnreachableError{Brokers: props["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
+	var md *kafka.Metadata
+	for {
+		md, err = c.GetMetadata(&topic, false, int(min(2*time.Second, max(wait-time.Since(start), 100*time.Millisecond)).Milliseconds()))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Since(start) >= wait {
+			return nil, &UnreachableError{Brokers: props["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
+		}
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart || len(tm.Partitions) == 0 {

@@ -111,6 +111,7 @@ func Check(t Topic, replicas int) []Violation {
 // Admin checks and creates topics on a cluster.
 type Admin struct {
 	a       *kafka.AdminClient
+	w       *offsets.Watch
 	brokers string
 }
 
@@ -126,8 +127,8 @@ func NewAdmin(props map[string]string, l offsets.Logging) (*Admin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka admin client: %w", err)
 	}
-	l.Watch("admin", a, a.Logs())
-	return &Admin{a: a, brokers: props["bootstrap.servers"]}, nil
+	w := l.Watch("admin", a, a.Logs())
+	return &Admin{a: a, w: w, brokers: props["bootstrap.servers"]}, nil
 }
 
 // Reachable asks the brokers for metadata, waiting at most timeout: nil, or
@@ -141,7 +142,10 @@ func (a *Admin) Reachable(timeout time.Duration) error {
 }
 
 // Close closes the client.
-func (a *Admin) Close() { a.a.Close() }
+func (a *Admin) Close() {
+	a.w.Stop()
+	a.a.Close()
+}
 
 // Describe returns the named topics (all non-internal ones when names is
 // empty) with their partition counts and the configs the conventions name.

@@ -273,7 +273,6 @@ func newRoot(e *env) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v", err)
 	})
-	root.SuggestionsMinimumDistance = 2
 	root.AddCommand(newRunCmd(e), newImportCmd(e), newPublishCmd(e), newDLTCmd(e), newTopicsCmd(e),
 		newConfigCmd(e), newEnvCmd(), newVersionCmd(e))
 	return root
@@ -284,6 +283,9 @@ func newRoot(e *env) *cobra.Command {
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
 	}
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 		return usageError("unknown command %q for %s: did you mean %s?", args[0], cmd.CommandPath(), strings.Join(s, " or "))

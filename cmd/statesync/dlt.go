@@ -108,7 +108,7 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 		}
 	}
 
-	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, e.kafkaLogging())
+	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, brokerWait, e.kafkaLogging())
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: exitFailure, msg: "interrupted while reading " + e.cfg.DLTTopic + ": nothing replayed"}

@@ -95,7 +95,7 @@ func cmdPublish(ctx context.Context, e *env, f publishFlags, args []string) erro
 		return err
 	}
 	defer p.Close(30 * time.Second)
-	if err := whileNotStopped(ctx, func() error { return p.Reachable(e.cfg.KafkaBrokers, brokerWait) }); err != nil {
+	if err := ask(ctx, brokerWait, func(timeout time.Duration) error { return p.Reachable(e.cfg.KafkaBrokers, timeout) }); err != nil {
 		if err == errStopped {
 			return &exitError{code: exitFailure, msg: "interrupted before the brokers answered: nothing published"}
 		}
@@ -108,9 +108,9 @@ func cmdPublish(ctx context.Context, e *env, f publishFlags, args []string) erro
 		fmt.Fprintf(e.stdout, "  rejected line %d: %s\n", r.line, r.reason)
 	}
 	if res.interrupted {
-		return &exitError{code: exitFailure, msg: fmt.Sprintf("interrupted: %d records published and acknowledged; %d were not acknowledged by Kafka and were purged "+
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("interrupted after sending %d records: %d published and acknowledged; %d were not acknowledged by Kafka and were purged "+
 			"(those in flight may have been written all the same; publishing them again is harmless: a state topic keeps the last record of each key)",
-			res.published, res.notAcked)}
+			res.sent, res.published, res.notAcked)}
 	}
 	if err != nil {
 		return err
@@ -222,6 +222,7 @@ type publishResult struct {
 	// records were purged from the producer (or never sent).
 	interrupted bool
 	notAcked    int64
+	sent        int64 // records handed to the producer
 }
 
 // stateMessage builds the Kafka key, value and headers of one entity: the
@@ -355,6 +356,7 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 		return true
 	})
 	allSent <- sent
+	res.sent = sent
 	select {
 	case <-delivered:
 	case <-ctx.Done():

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -63,10 +62,7 @@ func newLogger(cfg config.Config, w io.Writer, terminal bool) (*zap.Logger, erro
 		ec.EncodeDuration = zapcore.StringDurationEncoder
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	ws := zapcore.AddSync(w)
-	if f, ok := w.(*os.File); ok {
-		ws = zapcore.Lock(f)
-	}
+	ws := zapcore.Lock(zapcore.AddSync(w))
 	return zap.New(zapcore.NewCore(enc, ws, lvl), zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel)), nil
 }
 
@@ -280,16 +276,32 @@ func unreachable(err error) error {
 		u.Brokers, config.Prefix, u.Waited, u.Err)}
 }
 
-// whileNotStopped runs f, returning errStopped as soon as ctx ends (f goes
-// on in the background: librdkafka's metadata calls cannot be cancelled).
-func whileNotStopped(ctx context.Context, f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return errStopped
+// askSlice bounds one request of ask.
+const askSlice = time.Second
+
+// ask calls f, which asks the brokers and waits at most the timeout it is
+// given, in slices of at most askSlice until they answer, f fails otherwise
+// than unreachable, total has passed (its last error), or ctx ends
+// (errStopped): a signal is noticed within askSlice, and no request is left
+// running behind a client about to be closed.
+func ask(ctx context.Context, total time.Duration, f func(timeout time.Duration) error) error {
+	start := time.Now()
+	for {
+		call := time.Now()
+		err := f(min(askSlice, max(total-time.Since(start), 100*time.Millisecond)))
+		var u *offsets.UnreachableError
+		if err == nil || !errors.As(err, &u) {
+			return err
+		}
+		if time.Since(start) >= total {
+			u.Waited = time.Since(start).Round(time.Millisecond)
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errStopped
+		case <-time.After(200*time.Millisecond - time.Since(call)):
+		}
 	}
 }
 
@@ -307,7 +319,7 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 	}
 	for {
 		start := time.Now()
-		err := whileNotStopped(ctx, func() error { return c.CheckTopic(cfg.DLTTopic, wait) })
+		err := ask(ctx, wait, func(timeout time.Duration) error { return c.CheckTopic(cfg.DLTTopic, timeout) })
 		var unreachableErr *offsets.UnreachableError
 		var missing *offsets.MissingTopicError
 		switch {

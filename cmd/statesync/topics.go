@@ -62,7 +62,7 @@ func adminFor(ctx context.Context, e *env) (*topics.Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := whileNotStopped(ctx, func() error { return admin.Reachable(brokerWait) }); err != nil {
+	if err := ask(ctx, brokerWait, admin.Reachable); err != nil {
 		admin.Close()
 		if err == errStopped {
 			return nil, &exitError{code: exitFailure, msg: "interrupted before the brokers answered: nothing done"}
