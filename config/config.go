@@ -675,9 +675,11 @@ func joinMap(m map[string]string, sep, kv string, maskSecrets bool) string {
 	return strings.Join(parts, sep)
 }
 
-// Tooling variables share the prefix (the local stack, tests, benchmarks,
-// image builds): never reported as unknown.
-var toolingPrefixes = []string{"TEST_", "STACK_", "E2E_", "BENCH_", "MODEL_", "IMAGE", "CACHE_DIR", "KAFKA_VERSION", "DEBIAN_MIRROR"}
+// Variables that share the prefix without being statesync's (the local
+// stack, tests, benchmarks, image builds; the chart's POD_NAME, which
+// KAFKA_PROPERTIES refers to as $(STATESYNC_POD_NAME)): never reported as
+// unknown.
+var toolingPrefixes = []string{"TEST_", "STACK_", "E2E_", "BENCH_", "MODEL_", "IMAGE", "CACHE_DIR", "KAFKA_VERSION", "DEBIAN_MIRROR", "POD_NAME"}
 
 // unknownVariables reports the STATESYNC_* variables statesync does not
 // read: a likely misspelling of a known one (at most 3 edits away) is a
