@@ -306,3 +306,44 @@ func TestVersionSaysCommitGoAndLibrdkafka(t *testing.T) {
 		}
 	}
 }
+
+// Brokers or MongoDB that do not answer are exit 5, within the start
+// check's bound, naming the addresses and their variable (topics check
+// took 60 s and exited like "violations found", without an address).
+func TestUnreachableKafkaOrMongoIsExit5NamingTheAddresses(t *testing.T) {
+	defer func(d time.Duration) { brokerWait = d }(brokerWait)
+	brokerWait = 2 * time.Second
+	environment(t, map[string]string{
+		"STATESYNC_KAFKA_BROKERS":  "127.0.0.1:1",
+		"STATESYNC_MONGO_URI":      "mongodb://u:pw12345@127.0.0.1:1,127.0.0.1:2/?replicaSet=rs0",
+		"STATESYNC_MONGO_DATABASE": "x",
+		"STATESYNC_HTTP_ADDR":      "off",
+		"STATESYNC_LOG_LEVEL":      "error",
+	})
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"topics", "check"}, "Kafka brokers 127.0.0.1:1 (STATESYNC_KAFKA_BROKERS) are unreachable"},
+		{[]string{"topics", "create", "codr.state.user"}, "Kafka brokers 127.0.0.1:1 (STATESYNC_KAFKA_BROKERS) are unreachable"},
+		{[]string{"publish", "--entity", "user", "--generate", "1"}, "Kafka brokers 127.0.0.1:1 (STATESYNC_KAFKA_BROKERS) are unreachable"},
+		{[]string{"dlt", "replay", "--dry-run"}, "Kafka brokers 127.0.0.1:1 (STATESYNC_KAFKA_BROKERS) are unreachable"},
+		{[]string{"import"}, "MongoDB 127.0.0.1:1,127.0.0.1:2 (STATESYNC_MONGO_URI) is unreachable"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			start := time.Now()
+			code, _, stderr := run(t, tc.args...)
+			took := time.Since(start)
+			if code != exitUnreachable || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want %d saying %q:\n%s", code, exitUnreachable, tc.want, stderr)
+			}
+			if strings.Contains(stderr, "pw12345") {
+				t.Errorf("the message shows the password:\n%s", stderr)
+			}
+			if took > 20*time.Second {
+				t.Errorf("took %s", took)
+			}
+		})
+	}
+}
