@@ -56,7 +56,7 @@ func TestZombieWriterCannotOverwriteNewerDocuments(t *testing.T) {
 	}
 	stale, _ := a.metric("statesync_records_skipped_total", `reason="stale"`)
 	aWritten, _ := a.metric("statesync_records_written_total")
-	refused := a.logCount(`"msg":"store offset refused"`) + a.logCount(`"msg":"offset commit failed"`) + a.logCount(`"msg":"commit on revoke failed"`)
+	refused := a.logCount(`"msg":"store offset refused"`) + a.logCount(`"msg":"offset commits fail`) + a.logCount(`"msg":"commit on revoke failed"`)
 	abandoned := a.logCount(`"msg":"batch abandoned`)
 	ends := s.waitCommitted(time.Minute, a, b)
 	d := s.checkExact(st)
