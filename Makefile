@@ -7,9 +7,12 @@ SHELL := /bin/bash
 demo:
 	scripts/demo
 
-## build: bin/statesync
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+
+## build: bin/statesync (statesync version says VERSION and COMMIT)
 build:
-	go build -o bin/statesync ./cmd/statesync
+	go build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/statesync ./cmd/statesync
 
 ## image: build the image from the Dockerfile with podman and run it against the local stack (scripts/image)
 image:
