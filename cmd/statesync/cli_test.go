@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+
+	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/metrics"
 )
 
 // emptyEnvironment removes every STATESYNC_* variable for the test.
@@ -345,5 +349,39 @@ func TestUnreachableKafkaOrMongoIsExit5NamingTheAddresses(t *testing.T) {
 				t.Errorf("took %s", took)
 			}
 		})
+	}
+}
+
+// statesync_build_info carries what statesync version says.
+func TestBuildInfoMetricCarriesTheVersions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.RegisterBuildInfo(reg, build())
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "statesync_build_info" {
+		t.Fatalf("gathered %v, %v", mfs, err)
+	}
+	labels := map[string]string{}
+	for _, l := range mfs[0].Metric[0].Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	b := build()
+	if labels["version"] != b.Version || labels["commit"] != b.Commit || labels["goversion"] != runtime.Version() || !strings.HasPrefix(labels["librdkafka"], "2.") {
+		t.Errorf("labels = %v", labels)
+	}
+	if v := mfs[0].Metric[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("value %v, want 1", v)
+	}
+}
+
+// Console logs are coloured on a terminal only: a file gets no escape codes.
+func TestConsoleLogsHaveNoColourCodesOutsideATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(config.Config{LogFormat: "console", LogLevel: "info"}, &buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn("hello")
+	if strings.Contains(buf.String(), "\x1b[") || !strings.Contains(buf.String(), "WARN") {
+		t.Errorf("console line into a file: %q", buf.String())
 	}
 }
