@@ -36,9 +36,10 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 COPY . .
 ARG VERSION=dev
+ARG REVISION=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/statesync ./cmd/statesync \
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${REVISION}" -o /out/statesync ./cmd/statesync \
  && /out/statesync version
 
 FROM ${RUNTIME_IMAGE}
