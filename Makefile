@@ -18,10 +18,17 @@ build:
 image:
 	scripts/image test
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet, and shellcheck on every shell script in the repository (found by its #! line)
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck not found: apt-get install shellcheck (.ci/run installs it)" >&2; exit 1; }
+	@scripts=(); \
+	while IFS= read -r f; do \
+		[[ -f $$f && $$(head -n 1 "$$f") =~ ^\#!(/usr)?/bin/(env\ +)?(ba)?sh([[:space:]]|$$) ]] && scripts+=("$$f"); \
+	done < <(git ls-files); \
+	echo "shellcheck $${scripts[*]}"; \
+	shellcheck "$${scripts[@]}"
 
 ## test: start the local stack (Kafka + FerretDB), vet, run every test, stop what it started
 test:

@@ -32,7 +32,7 @@ ensure_helm() {
   mkdir -p "$cache_dir/bin"
   local start=$SECONDS
   # Same -X flags as helm's Makefile, so `helm version` and the default Kubernetes version are right.
-  (cd "$cache_dir" && GOFLAGS= GOBIN="$cache_dir/bin" CGO_ENABLED=0 go install \
+  (cd "$cache_dir" && GOFLAGS="" GOBIN="$cache_dir/bin" CGO_ENABLED=0 go install \
     -ldflags "-s -w \
       -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
       -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
