@@ -207,7 +207,9 @@ func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt ti
 	if err != nil {
 		return "", time.Time{}, &PoisonError{Class: ClassInvalidPayload, Err: err}
 	}
-	return traceID, processedAt, nil
+	// MongoDB stores and compares processedAt in milliseconds (a BSON date):
+	// the stale guard must see the same instants wherever it compares them.
+	return traceID, processedAt.Truncate(time.Millisecond), nil
 }
 
 // validUTF8 returns b as a string, each run of bytes that is not UTF-8

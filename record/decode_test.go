@@ -396,3 +396,19 @@ func TestKafkaHeadersWinOverTheEnvelopesAndAnEmptyOneIsAbsent(t *testing.T) {
 		})
 	}
 }
+
+// The stale guard compares processedAt in the batch (Go times) and in
+// MongoDB (BSON dates, milliseconds): sub-millisecond digits made the two
+// disagree, so a key's result depended on batch boundaries.
+func TestProcessedAtIsKeptToTheMillisecondAsMongoDBStoresIt(t *testing.T) {
+	for _, ref := range []bool{false, true} {
+		r, err := Decode(Message{Key: []byte(testKey), Value: []byte(`{"payload":{"a":1}}`),
+			Headers: []Header{{HeaderProcessedAt, []byte("2025-01-01T00:00:00.0009Z")}}}, DecodeOptions{Reference: ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); !r.ProcessedAt.Equal(want) {
+			t.Errorf("reference=%v: processedAt %s, want %s", ref, r.ProcessedAt.Format(time.RFC3339Nano), want)
+		}
+	}
+}
