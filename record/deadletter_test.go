@@ -264,3 +264,94 @@ func TestParseDeadLetterRepeatedHeadersLastWins(t *testing.T) {
 		t.Errorf("parsed %+v, want the last headers only (topic b, partition 3, offset 4, no traceId)", info)
 	}
 }
+
+// A dead letter's bytes are a contract with whoever reads the topic (other
+// Codr services, statesync dlt replay of letters written by an older
+// statesync): this pins them exactly, value and Kafka headers in order.
+func TestDeadLetterBytesAreStable(t *testing.T) {
+	at := time.Date(2024, 5, 2, 3, 4, 5, 600, time.FixedZone("x", 3600))
+	const errorAt = "2024-05-02T02:04:05.0000006Z"
+	tests := []struct {
+		name    string
+		m       Message
+		cause   *PoisonError
+		value   string
+		headers []Header
+	}{
+		{
+			name:  "record-only JSON is kept verbatim",
+			m:     Message{Topic: "codr.state.user", Partition: 3, Offset: 1234567, Key: []byte(testKey), Value: []byte(`{"payload":{"a":1,"s":"é\u0001"}}`)},
+			cause: &PoisonError{Class: ClassInvalidPayload, Err: errors.New(`bad "a"`)},
+			value: `{"headers":{"key":"` + testKey + `","stream":"state","topic":"codr.state.user","partition":3,"offset":1234567,"recordEncoding":"json"},"record":{"payload":{"a":1,"s":"é\u0001"}}}`,
+			headers: []Header{{"key", []byte(testKey)}, {"stream", []byte("state")}, {"topic", []byte("codr.state.user")}, {"partition", []byte("3")}, {"offset", []byte("1234567")},
+				{"error.class", []byte("invalid-payload")}, {"error.message", []byte(`bad "a"`)}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name:  "an envelope: its record part, its headers as the letter's",
+			m:     Message{Topic: "codr.state.user", Offset: 7, Key: []byte(testKey), Value: []byte(`{"headers":{"key":"k","traceId":"t-1","processedAt":{"$date":"2024-05-01T12:00:00Z"}},"record":{"payload":{"a":1}}}`)},
+			cause: &PoisonError{Class: ClassIDMismatch, Err: errors.New("x")},
+			value: `{"headers":{"key":"` + testKey + `","traceId":"t-1","processedAt":{"$date":"2024-05-01T12:00:00Z"},"stream":"state","topic":"codr.state.user","partition":0,"offset":7,"recordEncoding":"json"},"record":{"payload":{"a":1}}}`,
+			headers: []Header{{"key", []byte(testKey)}, {"traceId", []byte("t-1")}, {"processedAt", []byte(`{"$date":"2024-05-01T12:00:00Z"}`)}, {"stream", []byte("state")}, {"topic", []byte("codr.state.user")},
+				{"partition", []byte("0")}, {"offset", []byte("7")}, {"error.class", []byte("id-mismatch")}, {"error.message", []byte("x")}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name: "Kafka headers win over the envelope's; invalid UTF-8 in a header becomes U+FFFD in the value only",
+			m: Message{Topic: "t", Partition: 1, Offset: 2, Key: []byte(`k"ey`), Value: []byte(`{"headers":{"traceId":"env"},"record":{"payload":{}}}`),
+				Headers: []Header{{HeaderKey, []byte("ik")}, {HeaderTraceID, []byte("kt\xff\n")}, {HeaderProcessedAt, []byte("2024-05-01T12:00:00.123Z")}}},
+			cause: &PoisonError{Class: ClassRejected, Err: errors.New("validation")},
+			value: `{"headers":{"key":"ik","traceId":"kt\ufffd\n","processedAt":"2024-05-01T12:00:00.123Z","stream":"state","topic":"t","partition":1,"offset":2,"recordEncoding":"json"},"record":{"payload":{}}}`,
+			headers: []Header{{"key", []byte("ik")}, {"traceId", []byte("kt\xff\n")}, {"processedAt", []byte("2024-05-01T12:00:00.123Z")}, {"stream", []byte("state")}, {"topic", []byte("t")},
+				{"partition", []byte("1")}, {"offset", []byte("2")}, {"error.class", []byte("rejected")}, {"error.message", []byte("validation")}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name:  "text that is not JSON: a JSON string",
+			m:     Message{Topic: "t", Key: []byte(testKey), Value: []byte("hello \"world\"\n\t\x01 é")},
+			cause: &PoisonError{Class: ClassInvalidJSON, Err: errors.New("not json")},
+			value: `{"headers":{"key":"` + testKey + `","stream":"state","topic":"t","partition":0,"offset":0,"recordEncoding":"string"},"record":"hello \"world\"\n\t\u0001 é"}`,
+			headers: []Header{{"key", []byte(testKey)}, {"stream", []byte("state")}, {"topic", []byte("t")}, {"partition", []byte("0")}, {"offset", []byte("0")},
+				{"error.class", []byte("invalid-json")}, {"error.message", []byte("not json")}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name:  "bytes that are not UTF-8: base64",
+			m:     Message{Topic: "t", Key: []byte(testKey), Value: []byte("{\"a\":\"\xff\xfe\"}")},
+			cause: &PoisonError{Class: ClassInvalidJSON, Err: errors.New("utf8")},
+			value: `{"headers":{"key":"` + testKey + `","stream":"state","topic":"t","partition":0,"offset":0,"recordEncoding":"base64"},"record":"eyJhIjoi//4ifQ=="}`,
+			headers: []Header{{"key", []byte(testKey)}, {"stream", []byte("state")}, {"topic", []byte("t")}, {"partition", []byte("0")}, {"offset", []byte("0")},
+				{"error.class", []byte("invalid-json")}, {"error.message", []byte("utf8")}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name:  "a tombstone without a key",
+			m:     Message{Topic: "t", Partition: 2, Offset: 9},
+			cause: &PoisonError{Class: ClassInvalidKey, Err: errors.New("no key")},
+			value: `{"headers":{"key":null,"stream":"state","topic":"t","partition":2,"offset":9,"recordEncoding":"tombstone"},"record":null}`,
+			headers: []Header{{"stream", []byte("state")}, {"topic", []byte("t")}, {"partition", []byte("2")}, {"offset", []byte("9")},
+				{"error.class", []byte("invalid-key")}, {"error.message", []byte("no key")}, {"error.at", []byte(errorAt)}},
+		},
+		{
+			name:  "an empty key and no cause",
+			m:     Message{Topic: "t", Key: []byte{}, Value: []byte(` [1] `)},
+			value: `{"headers":{"key":"","stream":"state","topic":"t","partition":0,"offset":0,"recordEncoding":"string"},"record":" [1] "}`,
+			headers: []Header{{"key", []byte{}}, {"stream", []byte("state")}, {"topic", []byte("t")}, {"partition", []byte("0")}, {"offset", []byte("0")},
+				{"error.class", []byte{}}, {"error.message", []byte{}}, {"error.at", []byte(errorAt)}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, v, h := DeadLetter(tc.m, tc.cause, at)
+			if !bytes.Equal(k, tc.m.Key) || (k == nil) != (tc.m.Key == nil) {
+				t.Errorf("key %q, want the original %q", k, tc.m.Key)
+			}
+			if string(v) != tc.value {
+				t.Errorf("value\n got %s\nwant %s", v, tc.value)
+			}
+			if len(h) != len(tc.headers) {
+				t.Fatalf("headers %q, want %q", h, tc.headers)
+			}
+			for i := range h {
+				if h[i].Key != tc.headers[i].Key || !bytes.Equal(h[i].Value, tc.headers[i].Value) {
+					t.Errorf("header %d = %s:%q, want %s:%q", i, h[i].Key, h[i].Value, tc.headers[i].Key, tc.headers[i].Value)
+				}
+			}
+		})
+	}
+}
