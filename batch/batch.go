@@ -1,8 +1,8 @@
 // Package batch accumulates decoded state records per partition into batches
 // that cover a contiguous offset range, collapsing several records of one
 // entity to one write that leaves the database as writing them one by one in
-// offset order would (see Accumulator.Add). It is pure and synchronous: the
-// caller passes the clock.
+// offset order would (see Accumulator.Add; docs/design.md "Write semantics").
+// It is pure and synchronous: the caller passes the clock.
 package batch
 
 import (
@@ -62,6 +62,13 @@ type Batch struct {
 	Collapsed               int       // records dropped because a later record of the same ID is in the batch
 	Bytes                   int       // sum of len(Key)+len(Value) of accumulated messages (approximate memory)
 	Opened                  time.Time // when the first message was added
+	// Histories holds, for each key that had several records in the batch,
+	// all of them in offset order, as decoded: when the writer dead-letters
+	// the record a key collapsed to, Collapse of the others is what writing
+	// the key's records one by one would have left.
+	Histories map[bson.ObjectID][]record.Record
+	// StaleGuard is Options.StaleGuard, for Collapse.
+	StaleGuard bool
 }
 
 // Accumulator holds the open batch of each partition.
@@ -79,7 +86,8 @@ type partition struct {
 	b       *Batch // nil when no batch is open
 	records []record.Record
 	index   map[bson.ObjectID]int
-	hint    int // length of the previous batch's records, to size the next
+	history map[bson.ObjectID][]record.Record // see Batch.Histories
+	hint    int                               // length of the previous batch's records, to size the next
 }
 
 // New returns an empty Accumulator.
@@ -128,19 +136,51 @@ func (a *Accumulator) Add(r record.Record, now time.Time) *Batch {
 	b := p.b
 	if i, ok := p.index[r.ID]; ok {
 		b.Collapsed++
-		kept := &p.records[i]
-		guard := maxGuard(kept.GuardAt(), r.GuardAt())
-		if a.guard && !appliesAfter(kept, &r) {
-			kept.SetGuard(guard)
+		if p.history == nil {
+			p.history = make(map[bson.ObjectID][]record.Record)
+		}
+		h := p.history[r.ID]
+		if h == nil { // the first collision: the kept record is still as decoded
+			h = []record.Record{p.records[i]}
+		}
+		p.history[r.ID] = append(h, r)
+		kept := fold(p.records[i], r, a.guard)
+		if kept.Msg.Offset != r.Msg.Offset {
+			p.records[i] = kept
 			return a.afterAdd(p, out)
 		}
-		r.SetGuard(guard)
+		r = kept
 		// The older record's slot becomes a hole and the new one goes to
 		// the end, so Records stay ordered by the offsets of kept records.
 	}
 	p.index[r.ID] = len(p.records)
 	p.records = append(p.records, r)
 	return a.afterAdd(p, out)
+}
+
+// fold is the collapse of a key's records so far (kept) followed by next.
+func fold(kept, next record.Record, guard bool) record.Record {
+	g := maxGuard(kept.GuardAt(), next.GuardAt())
+	if guard && !appliesAfter(&kept, &next) {
+		kept.SetGuard(g)
+		return kept
+	}
+	next.SetGuard(g)
+	return next
+}
+
+// Collapse returns the one write that leaves what writing recs (one key's
+// records, in offset order) one by one would, as Add does; false when recs
+// is empty.
+func Collapse(recs []record.Record, guard bool) (record.Record, bool) {
+	if len(recs) == 0 {
+		return record.Record{}, false
+	}
+	kept := recs[0]
+	for _, r := range recs[1:] {
+		kept = fold(kept, r, guard)
+	}
+	return kept, true
 }
 
 // appliesAfter reports whether the guard lets next replace what prev left:
@@ -187,7 +227,7 @@ func (a *Accumulator) prepare(m record.Message, now time.Time) (*partition, *Bat
 		if p.hint > 0 && cap(p.records) == 0 {
 			p.records = make([]record.Record, 0, p.hint)
 		}
-		p.b = &Batch{TopicPartition: tp, FirstOffset: m.Offset, Opened: now}
+		p.b = &Batch{TopicPartition: tp, FirstOffset: m.Offset, Opened: now, StaleGuard: a.guard}
 	}
 	b := p.b
 	b.LastOffset = m.Offset
@@ -232,6 +272,7 @@ func (p *partition) take() *Batch {
 	}
 	p.hint = len(recs)
 	p.records = nil
+	b.Histories, p.history = p.history, nil
 	clear(p.index)
 	p.b = nil
 	return b

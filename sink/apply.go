@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/batch"
@@ -112,8 +114,37 @@ func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 	if a.o.Metrics != nil && b.Collapsed > 0 {
 		a.o.Metrics.Skipped.WithLabelValues(b.Topic, "collapsed").Add(float64(b.Collapsed))
 	}
-	if err := a.write(ctx, b.Topic, b.Records, &out, a.o.UnwritableAfter); err != nil {
-		return out, err
+	// A key collapsed to a record that is then dead-lettered is written
+	// again as the collapse of its other records: one by one, the dead
+	// letter would have left the records before it in place.
+	dead := map[bson.ObjectID]map[int64]bool{} // offsets dead-lettered, by key
+	recs := b.Records
+	for len(recs) > 0 {
+		var again []bson.ObjectID // keys dead-lettered in this round
+		onDead := func(r record.Record) {
+			if dead[r.ID] == nil {
+				dead[r.ID] = map[int64]bool{}
+			}
+			if !slices.Contains(again, r.ID) {
+				again = append(again, r.ID)
+			}
+			dead[r.ID][r.Msg.Offset] = true
+		}
+		if err := a.write(ctx, b.Topic, recs, &out, a.o.UnwritableAfter, onDead); err != nil {
+			return out, err
+		}
+		recs = nil
+		for _, id := range again {
+			var rest []record.Record
+			for _, r := range b.Histories[id] {
+				if !dead[id][r.Msg.Offset] {
+					rest = append(rest, r)
+				}
+			}
+			if r, ok := batch.Collapse(rest, b.StaleGuard); ok {
+				recs = append(recs, r)
+			}
+		}
 	}
 	for _, p := range b.Poison {
 		if err := a.deadLetter(ctx, p.Msg, p.Err); err != nil {
@@ -132,7 +163,7 @@ func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 // dead-lettered as unwritable. A failure the canary shares, and a timeout of
 // any kind, is the server's (a locked or slow collection, a wedged server)
 // and starts the count again: retry, never dead-letter.
-func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, splitAfter int) error {
+func (a *Applier) write(ctx context.Context, topic string, recs []record.Record, out *Outcome, splitAfter int, onDead func(record.Record)) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -152,6 +183,7 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 				if err := a.deadLetter(ctx, recs[rj.Index].Msg, rj.Err); err != nil {
 					return err
 				}
+				onDead(recs[rj.Index])
 				out.DeadLettered++
 			}
 			return nil
@@ -188,16 +220,17 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 				if err := a.deadLetter(ctx, recs[0].Msg, cause); err != nil {
 					return err
 				}
+				onDead(recs[0])
 				out.DeadLettered++
 				return nil
 			}
 			// A half has already failed splitAfter times as part of its
 			// parent: two proofs of its own are enough to split it again.
 			mid := len(recs) / 2
-			if err := a.write(ctx, topic, recs[:mid], out, 2); err != nil {
+			if err := a.write(ctx, topic, recs[:mid], out, 2, onDead); err != nil {
 				return err
 			}
-			return a.write(ctx, topic, recs[mid:], out, 2)
+			return a.write(ctx, topic, recs[mid:], out, 2, onDead)
 		}
 		if err := sleep(ctx, a.backoff(attempt)); err != nil {
 			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), err)

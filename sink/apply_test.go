@@ -29,7 +29,10 @@ type fakeWriter struct {
 	breaks   map[bson.ObjectID]bool // a batch holding one of these fails, as FerretDB does on Decimal128
 	rejects  map[bson.ObjectID]bool
 	written  map[bson.ObjectID]bool
-	calls    int
+	at       map[bson.ObjectID]int64 // offset of the record last written, by key
+	// by offset: a batch holding one fails (breakAt) or the record is refused (rejectAt)
+	breakAt, rejectAt map[int64]bool
+	calls             int
 }
 
 func (f *fakeWriter) Write(_ context.Context, coll string, recs []record.Record) (Result, error) {
@@ -48,17 +51,18 @@ func (f *fakeWriter) Write(_ context.Context, coll string, recs []record.Record)
 		}
 	}
 	for _, r := range recs {
-		if f.breaks[r.ID] {
+		if f.breaks[r.ID] || f.breakAt[r.Msg.Offset] {
 			return Result{}, &RecoverableError{Err: errors.New("connection reset by peer")}
 		}
 	}
 	var res Result
 	for i, r := range recs {
-		if f.rejects[r.ID] {
+		if f.rejects[r.ID] || f.rejectAt[r.Msg.Offset] {
 			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: &record.PoisonError{Class: record.ClassRejected, Err: errors.New("validation")}})
 			continue
 		}
 		f.written[r.ID] = true
+		f.at[r.ID] = r.Msg.Offset
 		res.Upserted++
 	}
 	return res, nil
@@ -106,7 +110,8 @@ func testBatch(n int) *batch.Batch {
 
 func newFakes() (*fakeWriter, *fakeDLT) {
 	return &fakeWriter{breaks: map[bson.ObjectID]bool{}, rejects: map[bson.ObjectID]bool{}, written: map[bson.ObjectID]bool{},
-			locked: map[string]bool{}, timeout: map[bson.ObjectID]bool{}},
+			locked: map[string]bool{}, timeout: map[bson.ObjectID]bool{},
+			at: map[bson.ObjectID]int64{}, breakAt: map[int64]bool{}, rejectAt: map[int64]bool{}},
 		&fakeDLT{letters: map[int64]string{}}
 }
 
@@ -363,5 +368,58 @@ func TestFailingWritesAreLoggedWhenTheyStartAndStopNotPerRetry(t *testing.T) {
 	}
 	if len(msgs) != 2 || !strings.Contains(msgs[0], "fail; retried with backoff") || !strings.Contains(msgs[1], "succeed again") {
 		t.Errorf("%d write attempts logged %d lines, want 2 (failing, succeeding again): %q", w.calls, len(msgs), msgs)
+	}
+}
+
+// Regression: a later record of a key that the server refused (or that was
+// proven unwritable) was dead-lettered and the key's earlier records, dropped
+// by the collapse, were lost; one by one they stay written.
+func TestADeadLetteredRecordLeavesWhatItsKeysOtherRecordsWouldOneByOne(t *testing.T) {
+	id := bson.NewObjectID()
+	day := func(d int) time.Time { return time.Date(2025, 1, d, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		name            string
+		days            []int // processedAt of offsets 0, 1, 2 (0: none)
+		breakAt, reject map[int64]bool
+		want            int64 // offset stored after the batch, -1: nothing
+		letters         int
+	}{
+		{"the record before an unwritable one stays", []int{1, 2}, map[int64]bool{1: true}, nil, 0, 1},
+		{"the record before a refused one stays", []int{1, 2}, nil, map[int64]bool{1: true}, 0, 1},
+		{"after a refused newest record the guard picks among the others", []int{1, 3, 2}, nil, map[int64]bool{1: true}, 2, 1},
+		{"an older record after the refused one loses to the one before it", []int{2, 3, 1}, nil, map[int64]bool{1: true}, 0, 1},
+		{"every record refused leaves nothing", []int{1, 2}, nil, map[int64]bool{0: true, 1: true}, -1, 2},
+		{"a record the collapse dropped is never sent, so never dead-lettered", []int{1, 2}, nil, map[int64]bool{0: true}, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, d := newFakes()
+			for k, v := range tc.breakAt {
+				w.breakAt[k] = v
+			}
+			for k, v := range tc.reject {
+				w.rejectAt[k] = v
+			}
+			acc := batch.New(batch.Options{StaleGuard: true})
+			for off, dd := range tc.days {
+				r := record.Record{ID: id, Msg: record.Message{Topic: "codr.state.user", Offset: int64(off)}}
+				if dd > 0 {
+					r.ProcessedAt = day(dd)
+				}
+				acc.Add(r, time.Now())
+			}
+			b := acc.TakeAll()[0]
+			out, err := NewApplier(w, d, fastOptions()).Apply(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := int64(-1)
+			if w.written[id] {
+				got = w.at[id]
+			}
+			if got != tc.want || len(d.letters) != tc.letters || out.DeadLettered != tc.letters {
+				t.Errorf("stored offset %d, dead letters %v (%d counted), want offset %d and %d letters", got, d.letters, out.DeadLettered, tc.want, tc.letters)
+			}
+		})
 	}
 }
