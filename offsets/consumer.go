@@ -1,6 +1,7 @@
 // Package offsets is statesync's Kafka side: the librdkafka consumer loop,
 // cooperative rebalancing, and the per-partition watermark that stores an
-// offset only once every record before it is written or dead-lettered.
+// offset only once every record before it is written or dead-lettered
+// (docs/design.md "Offsets and delivery").
 package offsets
 
 import (

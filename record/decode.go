@@ -43,7 +43,7 @@ const (
 // Decode turns one state message into a Record. Every error it returns is a
 // *PoisonError: the message can never be written as it is.
 //
-// Rules (DESIGN "Wire format"):
+// Rules (docs/design.md "Wire format"):
 //   - The Kafka key must be 24 lower-case hex characters (parseKey): it
 //     becomes Record.ID and the document's _id (always the first field,
 //     ObjectId type). A payload _id or id may spell the ObjectId in either

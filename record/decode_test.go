@@ -269,8 +269,9 @@ func TestFastPathHandlesCommonMessages(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
-// Keys are canonical (DESIGN "Wire format"): Kafka partitions and compacts by
-// the raw key bytes, so an upper-case spelling of an ObjectId is another key.
+// Keys are canonical (docs/design.md "Wire format"): Kafka partitions and
+// compacts by the raw key bytes, so an upper-case spelling of an ObjectId is
+// another key.
 func TestDecodeKeyMustBeCanonical(t *testing.T) {
 	upper := strings.ToUpper(testKey)
 	mixed := strings.ToUpper(testKey[:12]) + testKey[12:]

@@ -1,6 +1,7 @@
 // Package record turns Kafka state messages (codr.state.<entity>) into BSON
 // documents ready for MongoDB, and builds and parses the dead letters of the
-// ones that cannot be written. It is pure: no network, no clock of its own.
+// ones that cannot be written (docs/design.md "Wire format" and "Dead
+// letters"). It is pure: no network, no clock of its own.
 package record
 
 import (

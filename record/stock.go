@@ -105,8 +105,8 @@ func decodeStock(value []byte, id bson.ObjectID, maxDoc int) ([]byte, envHeaders
 // checkFieldNames rejects field names starting with '$' left after extended
 // JSON decoding: they are update operators or typos of wrappers, and MongoDB
 // would refuse or misread them. It also refuses a document with a field name
-// twice, which lastWins leaves none of: that invariant (DESIGN "Wire format")
-// is checked here, on what is written, rather than trusted.
+// twice, which lastWins leaves none of: that invariant (docs/design.md
+// "Wire format") is checked here, on what is written, rather than trusted.
 func checkFieldNames(doc bson.Raw, path string) error {
 	elems, err := doc.Elements()
 	if err != nil {

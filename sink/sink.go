@@ -2,7 +2,8 @@
 // unordered bulk of ReplaceOne(upsert) and DeleteOne models, and classifies
 // what goes wrong: a RecoverableError means "retry the whole batch later"
 // (replaying a batch is idempotent), a Rejection means "this one record can
-// never be written as it is" (it goes to the dead-letter topic).
+// never be written as it is" (it goes to the dead-letter topic). The rules
+// are docs/design.md "Write semantics".
 package sink
 
 import (

@@ -1,5 +1,6 @@
 // Package topics holds the Codr topic conventions (names, sizing,
-// retention) and checks and creates topics against a cluster.
+// retention; docs/design.md "Topic conventions") and checks and creates
+// topics against a cluster.
 package topics
 
 import (

@@ -13,8 +13,8 @@ import (
 	"github.com/codr/statesync/test/testenv"
 )
 
-// foreignLetter is a dead letter written by another Codr service in the seed's IDeadLetterMessage
-// shape (with the seed's spelling "partion", no recordEncoding), whose original record is valid.
+// foreignLetter is a dead letter written by another Codr service in the guide's IDeadLetterMessage
+// shape (with the guide's spelling "partion", no recordEncoding), whose original record is valid.
 func foreignLetter(origin string, m testenv.Msg, offset int, at time.Time) testenv.Msg {
 	v := fmt.Appendf(nil, `{"headers":{"key":"%s","traceId":"%s","processedAt":"%s","stream":"state","topic":"%s","partion":0,"offset":%d},"record":%s}`,
 		m.Headers["key"], m.Headers["traceId"], m.Headers["processedAt"], origin, offset, m.Value)
@@ -64,7 +64,7 @@ func countPrefix(out, prefix string) int {
 // TestDeadLetterReplay: `statesync dlt replay` lists with --dry-run and changes nothing; filters by
 // --topic, --since and --until; re-publishes dead letters to their origin topic with the original
 // key, value and IMessage headers (still-poison records come back to the DLT, valid ones — here
-// dead letters written by another service in the seed's format — reach the database); replaying
+// dead letters written by another service in the guide's format — reach the database); replaying
 // twice leaves the database the same; --to-mongo writes valid originals straight into MongoDB,
 // idempotently, and fails (exit 1) on records that are still poison.
 func TestDeadLetterReplay(t *testing.T) {
