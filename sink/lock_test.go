@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/record"
@@ -155,5 +157,80 @@ func TestALoneRecordTheServerDropsTheConnectionForIsSettledInBoundedTime(t *test
 	case out.DeadLettered == 1 && d.letters[0] == record.ClassUnwritable && n == 0:
 	default:
 		t.Errorf("outcome %+v, letters %v, stored %d: want written, or dead-lettered as unwritable", out, d.letters, n)
+	}
+}
+
+// Regression, on the real server: a fault that refuses writes but not reads
+// in one collection (here a PostgreSQL trigger under FerretDB) dead-lettered
+// every record as unwritable, because a canary that changed nothing was
+// never a write on FerretDB. The canary now writes.
+func TestACollectionThatRefusesWritesDeadLettersNothing(t *testing.T) {
+	pg := os.Getenv("STATESYNC_TEST_POSTGRES_URL")
+	if pg == "" {
+		t.Skip("STATESYNC_TEST_POSTGRES_URL is not set: this test adds a trigger to a FerretDB table in the local stack's PostgreSQL (eval \"$(scripts/stack env)\")")
+	}
+	if _, err := exec.LookPath("psql"); err != nil {
+		t.Skip("psql not installed")
+	}
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	id := bson.NewObjectID()
+	if _, err := s.Write(ctx, "user", []record.Record{rec(t, id, "old", t0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	schema := c.Database().Name()
+	table := strings.TrimSpace(psql(t, pg, fmt.Sprintf(`SELECT tablename FROM pg_tables WHERE schemaname = '%s' AND tablename LIKE 'user\_%%'`, schema)))
+	fn := fmt.Sprintf("%q.refuse_writes", schema)
+	psql(t, pg, fmt.Sprintf(`CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'writes refused by the test'; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %q.%q FOR EACH ROW EXECUTE FUNCTION %s();`, fn, schema, table, fn))
+	d := &fakeDLT{letters: map[int64]string{}}
+	a := NewApplier(s, d, ApplyOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, UnwritableAfter: 2})
+	b := &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "user"}, Records: []record.Record{rec(t, id, "new", t0.Add(time.Minute), 1)}}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err := a.Apply(short, b)
+	cancel()
+	if err == nil || len(d.letters) != 0 {
+		t.Fatalf("while writes are refused: err %v, dead letters %v; want still retrying and none", err, d.letters)
+	}
+	psql(t, pg, fmt.Sprintf(`DROP TRIGGER refuse ON %q.%q`, schema, table))
+	if _, err := a.Apply(ctx, b); err != nil || len(d.letters) != 0 {
+		t.Fatalf("after the trigger is dropped: err %v, dead letters %v", err, d.letters)
+	}
+	if n, _ := nameOf(t, c, id); n != "new" {
+		t.Errorf("stored %q, want new", n)
+	}
+	if n, _ := c.CountDocuments(ctx, bson.D{{Key: "_id", Value: canaryID}}); n != 0 {
+		t.Error("a canary document was left behind")
+	}
+}
+
+// Regression, on the real server: a duplicate key on a unique index other
+// than _id was taken for the stale guard's fence: the record vanished as
+// "skipped stale". It is refused, so dead-lettered.
+func TestADuplicateOnAUniqueFieldIsDeadLetteredNotSkipped(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	doc := func(id bson.ObjectID, email string, off int64) record.Record {
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "email", Value: email}})
+		return record.Record{ID: id, Doc: raw, ProcessedAt: t0, Msg: record.Message{Topic: "user", Offset: off}}
+	}
+	a, b := bson.NewObjectID(), bson.NewObjectID()
+	d := &fakeDLT{letters: map[int64]string{}}
+	ap := NewApplier(s, d, ApplyOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	out, err := ap.Apply(ctx, &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "user"}, Records: []record.Record{doc(a, "a@x", 0)}})
+	if err != nil || out.Written != 1 {
+		t.Fatalf("first: %+v %v", out, err)
+	}
+	out, err = ap.Apply(ctx, &batch.Batch{TopicPartition: batch.TopicPartition{Topic: "user"}, Records: []record.Record{doc(b, "a@x", 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Skipped != 0 || d.letters[1] != record.ClassRejected {
+		t.Errorf("outcome %+v, dead letters %v: want the record dead-lettered as rejected, not skipped", out, d.letters)
 	}
 }

@@ -48,9 +48,9 @@ type Sink struct {
 	db     *mongo.Database
 	opts   Options
 
-	mu       sync.Mutex
-	colls    map[string]*mongo.Collection
-	canaries map[string]canaryTarget // by collection: a document this process wrote there
+	mu         sync.Mutex
+	colls      map[string]*mongo.Collection
+	canaryLeft map[string]bool // collections where a canary document may be left
 }
 
 // Connect opens a client for uri. It does not wait for the server: a
@@ -77,7 +77,7 @@ func New(client *mongo.Client, o Options) *Sink {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}, canaries: map[string]canaryTarget{}}
+	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}, canaryLeft: map[string]bool{}}
 }
 
 func parseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
@@ -216,7 +216,7 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 	}
 	if err == nil {
 		res.Skipped = s.countFencedDeletes(recs, res.Deleted)
-		s.rememberCanary(collection, recs)
+		s.deleteCanaryLeft(ctx, collection)
 		return res, nil
 	}
 	var bwe mongo.BulkWriteException
@@ -245,7 +245,7 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 		// write the upserts again one at a time, where it can.
 		return s.writeEach(ctx, collection, recs, bwe, res.Deleted)
 	}
-	if err := s.tally(&res, collection, recs, bwe, func(int) bool { return true }); err != nil {
+	if err := s.tally(ctx, &res, collection, recs, bwe, func(int) bool { return true }); err != nil {
 		return Result{}, err
 	}
 	res.Skipped += s.countFencedDeletes(recs, res.Deleted)
@@ -254,12 +254,25 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 
 // tally adds the write errors of the records keep selects to res: fenced
 // ones as skipped, refused ones as rejections; a transient one fails the write.
-func (s *Sink) tally(res *Result, collection string, recs []record.Record, bwe mongo.BulkWriteException, keep func(i int) bool) error {
+func (s *Sink) tally(ctx context.Context, res *Result, collection string, recs []record.Record, bwe mongo.BulkWriteException, keep func(i int) bool) error {
 	for _, we := range bwe.WriteErrors {
 		if !keep(we.Index) {
 			continue
 		}
-		switch classifyWriteError(we.WriteError, s.guarded(&recs[we.Index])) {
+		v := classifyWriteError(we.WriteError, s.guarded(&recs[we.Index]))
+		if _, known := duplicateIndex(we.WriteError); v == fenced && !known {
+			// The server did not say which unique index refused the
+			// upsert (FerretDB 1.x): it is the guard's fence only if a
+			// newer document of this _id is stored.
+			newer, err := s.storedIsNewer(ctx, collection, &recs[we.Index])
+			if err != nil {
+				return &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: checking a duplicate key: %w", len(recs), collection, err)}
+			}
+			if !newer {
+				v = reject
+			}
+		}
+		switch v {
 		case fenced:
 			res.Skipped++
 		case retry:
@@ -276,7 +289,7 @@ func (s *Sink) tally(res *Result, collection string, recs []record.Record, bwe m
 // and every upsert is written again on its own.
 func (s *Sink) writeEach(ctx context.Context, collection string, recs []record.Record, errs mongo.BulkWriteException, deleted int) (Result, error) {
 	res := Result{Deleted: deleted, Skipped: s.countFencedDeletes(recs, deleted)}
-	if err := s.tally(&res, collection, recs, errs, func(i int) bool { return recs[i].Tombstone }); err != nil {
+	if err := s.tally(ctx, &res, collection, recs, errs, func(i int) bool { return recs[i].Tombstone }); err != nil {
 		return Result{}, err
 	}
 	for i := range recs {
@@ -415,6 +428,10 @@ const duplicateKey = 11000
 
 func classifyWriteError(we mongo.WriteError, guarded bool) verdict {
 	switch {
+	case we.Code == duplicateKey && !onIDIndex(we):
+		// Another document holds the value of a unique field of this one:
+		// the server refuses the document as it is.
+		return reject
 	case we.Code == duplicateKey && guarded:
 		// The guarded filter did not match an existing _id, so the upsert
 		// tried to insert it: the stored document is newer.
@@ -426,6 +443,44 @@ func classifyWriteError(we mongo.WriteError, guarded bool) verdict {
 		// retry matches it), or the server could not do it now.
 		return retry
 	}
+}
+
+// onIDIndex reports whether a duplicate-key error is on the _id index, as
+// far as the error says (see duplicateIndex); one that does not say is
+// taken as _id's, and its caller checks.
+func onIDIndex(we mongo.WriteError) bool {
+	name, known := duplicateIndex(we)
+	return !known || name == "_id"
+}
+
+// duplicateIndex names the unique index of a duplicate-key error by its
+// keyPattern (MongoDB 4.4+: "_id" for the _id index) or by the index its
+// message names ("index: _id_"); known is false when the error says neither.
+func duplicateIndex(we mongo.WriteError) (name string, known bool) {
+	if kp, ok := we.Raw.Lookup("keyPattern").DocumentOK(); ok {
+		elems, err := kp.Elements()
+		if err == nil && len(elems) == 1 && elems[0].Key() == "_id" {
+			return "_id", true
+		}
+		return kp.String(), true
+	}
+	_, after, ok := strings.Cut(we.Message, "index: ")
+	if !ok {
+		return "", false
+	}
+	name, _, _ = strings.Cut(after, " ")
+	if name == "_id_" {
+		return "_id", true
+	}
+	return name, true
+}
+
+// storedIsNewer reports whether collection holds r's _id with a
+// processedAt after r's guard: the stale guard's fence.
+func (s *Sink) storedIsNewer(ctx context.Context, collection string, r *record.Record) (bool, error) {
+	n, err := s.collection(collection).CountDocuments(ctx, bson.D{{Key: "_id", Value: r.ID},
+		{Key: s.opts.SyncField + ".processedAt", Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(r.GuardAt())}}}})
+	return n > 0, err
 }
 
 // isTimeout reports whether err is a write that ran out of time, on the
@@ -444,72 +499,73 @@ func isTimeout(err error) bool {
 			}
 		}
 	}
-	return strings.Contains(err.Error(), "lock timeout")
+	// PostgreSQL under FerretDB: lock_timeout, statement_timeout and other
+	// cancellations (SQLSTATE 55P03, 57014).
+	msg := err.Error()
+	return strings.Contains(msg, "lock timeout") || strings.Contains(msg, "canceling statement")
 }
 
-// canaryTarget is a document this process wrote: its _id and the topic its
-// sync metadata names.
-type canaryTarget struct {
-	id    bson.ObjectID
-	topic string
-}
+// canaryID is the _id of the document a canary writes and deletes at once:
+// the zero ObjectId (a 1970 timestamp), which no entity has.
+var canaryID = bson.ObjectID{}
 
-// noSuchID is the _id a canary updates in a collection with no document of
-// statesync's: it matches nothing (ObjectIds start with their creation time).
-var noSuchID = bson.ObjectID{}
-
-// Canary re-writes, unchanged, a document statesync wrote to collection:
-// it sets the sync metadata's topic to the value the filter requires it to
-// have. That goes through the server's whole write path for the collection
-// (its table's locks on FerretDB) and changes nothing, whatever runs beside
-// it. The document is the last one this process wrote there, else any with
-// sync metadata; in a collection with none (or without sync metadata) the
-// canary is an update of an _id that matches nothing.
+// Canary writes to collection a document of its own, then deletes it: an
+// insert (or replace) and a delete that go through the server's whole write
+// path for the collection, a document no record can make fail. A write that
+// changes nothing would not do: FerretDB 1.x skips a row an update leaves
+// unchanged, so such a canary passes where every write fails (a lock that
+// blocks writes, a read-only server, a trigger refusing them). A refusal
+// for the canary document's own content (a validator, a unique index) also
+// proves the write path works. Between the two commands the document
+// exists; if the delete does not happen (a crash, a failure), the next
+// successful write to the collection deletes it.
 func (s *Sink) Canary(ctx context.Context, collection string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	c := s.collection(collection)
 	s.mu.Lock()
-	t, ok := s.canaries[collection]
+	s.canaryLeft[collection] = true
 	s.mu.Unlock()
-	if !ok && s.opts.SyncField != "" {
-		topicPath := s.opts.SyncField + ".topic"
-		raw, err := c.FindOne(ctx, bson.D{{Key: topicPath, Value: bson.D{{Key: "$type", Value: "string"}}}},
-			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: topicPath, Value: 1}})).Raw()
-		switch {
-		case err == nil:
-			id, idOK := raw.Lookup("_id").ObjectIDOK()
-			topic, topicOK := raw.Lookup(s.opts.SyncField, "topic").StringValueOK()
-			t, ok = canaryTarget{id: id, topic: topic}, idOK && topicOK
-		case !errors.Is(err, mongo.ErrNoDocuments):
-			return fmt.Errorf("canary read of %s: %w", collection, err)
-		}
-	}
-	filter := bson.D{{Key: "_id", Value: noSuchID}}
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "statesyncCanary", Value: true}}}}
-	if ok {
-		topicPath := s.opts.SyncField + ".topic"
-		filter = bson.D{{Key: "_id", Value: t.id}, {Key: topicPath, Value: t.topic}}
-		update = bson.D{{Key: "$set", Value: bson.D{{Key: topicPath, Value: t.topic}}}}
-	}
-	if _, err := c.UpdateOne(ctx, filter, update); err != nil {
+	doc := bson.D{{Key: "_id", Value: canaryID}, {Key: "statesync", Value: "canary: written and deleted at once to test that the collection takes writes; safe to delete"}}
+	if _, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: canaryID}}, doc, options.Replace().SetUpsert(true)); err != nil && !refusedForItsContent(err) {
 		return fmt.Errorf("canary write to %s: %w", collection, err)
 	}
+	if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: canaryID}}); err != nil {
+		return fmt.Errorf("canary delete in %s: %w", collection, err)
+	}
+	s.mu.Lock()
+	delete(s.canaryLeft, collection)
+	s.mu.Unlock()
 	return nil
 }
 
-// rememberCanary notes a document that a successful write of recs left in
-// collection, for Canary.
-func (s *Sink) rememberCanary(collection string, recs []record.Record) {
-	if s.opts.SyncField == "" {
+// refusedForItsContent reports whether every write error of err is the
+// server refusing the document for what it holds.
+func refusedForItsContent(err error) bool {
+	var we mongo.WriteException
+	if !errors.As(err, &we) || len(we.WriteErrors) == 0 || we.WriteConcernError != nil {
+		return false
+	}
+	for _, e := range we.WriteErrors {
+		if e.Code != duplicateKey && !documentCodes[e.Code] {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteCanaryLeft deletes a canary document a failed canary may have left
+// in collection, once a write there passed.
+func (s *Sink) deleteCanaryLeft(ctx context.Context, collection string) {
+	s.mu.Lock()
+	left := s.canaryLeft[collection]
+	s.mu.Unlock()
+	if !left {
 		return
 	}
-	for i := range recs {
-		if !recs[i].Tombstone {
-			s.mu.Lock()
-			s.canaries[collection] = canaryTarget{id: recs[i].ID, topic: recs[i].Msg.Topic}
-			s.mu.Unlock()
-			return
-		}
+	if _, err := s.collection(collection).DeleteOne(ctx, bson.D{{Key: "_id", Value: canaryID}}); err == nil {
+		s.mu.Lock()
+		delete(s.canaryLeft, collection)
+		s.mu.Unlock()
 	}
 }

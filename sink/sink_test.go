@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -305,9 +306,9 @@ func mixedWrite(t *testing.T, maxOps, bulkParallel int) {
 	}
 }
 
-// The canary passes on a collection that takes writes, and changes nothing:
-// not the document it re-writes, not the collection's count.
-func TestACanaryWriteChangesNothing(t *testing.T) {
+// The canary passes on a collection that takes writes and leaves nothing
+// behind: not its own document, not a change to any other.
+func TestACanaryWriteLeavesNothingBehind(t *testing.T) {
 	s, c := testSink(t, true)
 	ctx := context.Background()
 	if err := s.Canary(ctx, "user"); err != nil {
@@ -322,11 +323,8 @@ func TestACanaryWriteChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := New(s.Client(), s.opts) // knows no document: finds one
-	for _, sk := range []*Sink{s, fresh} {
-		if err := sk.Canary(ctx, "user"); err != nil {
-			t.Fatalf("canary: %v", err)
-		}
+	if err := s.Canary(ctx, "user"); err != nil {
+		t.Fatalf("canary: %v", err)
 	}
 	after, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if err != nil {
@@ -337,5 +335,59 @@ func TestACanaryWriteChangesNothing(t *testing.T) {
 	}
 	if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
 		t.Errorf("collection holds %d documents (%v), want 1", n, err)
+	}
+}
+
+// A canary that did not finish leaves its document; the next write that
+// passes deletes it.
+func TestACanaryDocumentLeftBehindIsDeletedByTheNextWrite(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: canaryID}}); err != nil {
+		t.Fatal(err)
+	}
+	s.canaryLeft["user"] = true // as a canary that failed between its write and its delete
+	if _, err := s.Write(ctx, "user", []record.Record{rec(t, bson.NewObjectID(), "ada", time.Time{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.CountDocuments(ctx, bson.D{{Key: "_id", Value: canaryID}}); n != 0 {
+		t.Errorf("the canary document is still there after a write passed")
+	}
+}
+
+func TestADuplicateKeyOnAnotherUniqueIndexIsRefusedNotFenced(t *testing.T) {
+	raw, _ := bson.Marshal(bson.D{{Key: "keyPattern", Value: bson.D{{Key: "email", Value: 1}}}})
+	idRaw, _ := bson.Marshal(bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: 1}}}})
+	cases := []struct {
+		name string
+		we   mongo.WriteError
+		want verdict
+	}{
+		{"keyPattern email", mongo.WriteError{Code: 11000, Raw: raw}, reject},
+		{"keyPattern _id", mongo.WriteError{Code: 11000, Raw: idRaw}, fenced},
+		{"message naming another index", mongo.WriteError{Code: 11000, Message: "E11000 duplicate key error collection: db.user index: email_1 dup key: { email: \"a\" }"}, reject},
+		{"message naming _id_", mongo.WriteError{Code: 11000, Message: "E11000 duplicate key error collection: db.user index: _id_ dup key: { _id: 1 }"}, fenced},
+		{"a message that names no index", mongo.WriteError{Code: 11000, Message: "duplicate key"}, fenced},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classifyWriteError(tc.we, true); got != tc.want {
+				t.Errorf("classify = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPostgreSQLCancellationsAreTimeouts(t *testing.T) {
+	for _, msg := range []string{
+		"(InternalError) canceling statement due to statement timeout (SQLSTATE 57014)",
+		"(InternalError) canceling statement due to lock timeout (SQLSTATE 55P03)",
+	} {
+		if !isTimeout(errors.New(msg)) {
+			t.Errorf("%q is not taken as a timeout", msg)
+		}
+	}
+	if isTimeout(errors.New("connection reset by peer")) {
+		t.Error("a dropped connection is taken as a timeout")
 	}
 }
