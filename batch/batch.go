@@ -15,10 +15,11 @@ import (
 	"github.com/codr/statesync/record"
 )
 
-// Defaults for zero Options fields.
+// Defaults for zero Options fields, and of STATESYNC_BATCH_MAX_DOCS and
+// STATESYNC_BATCH_MAX_BYTES (cmd/statesync tests that config's match).
 const (
 	DefaultMaxDocs  = 1000
-	DefaultMaxBytes = 16 << 20
+	DefaultMaxBytes = 8 << 20
 )
 
 // Options bound a batch. A batch is full when it holds MaxDocs distinct

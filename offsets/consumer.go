@@ -122,19 +122,28 @@ type Status struct {
 	Pauses       atomic.Int64 // partitions paused because their writes stayed behind
 }
 
+// Defaults for zero Options fields; the first two are also those of
+// STATESYNC_WRITE_CONCURRENCY and STATESYNC_SHUTDOWN_GRACE (cmd/statesync
+// tests that config's match).
+const (
+	DefaultConcurrency   = 4
+	DefaultShutdownGrace = 30 * time.Second
+	DefaultAssignTimeout = 60 * time.Second
+)
+
 // New creates the librdkafka consumer.
 func New(o Options, w Writer) (*Consumer, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 1
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.ShutdownGrace <= 0 {
-		o.ShutdownGrace = 30 * time.Second
+		o.ShutdownGrace = DefaultShutdownGrace
 	}
 	if o.AssignTimeout <= 0 {
-		o.AssignTimeout = 60 * time.Second
+		o.AssignTimeout = DefaultAssignTimeout
 	}
 	cm := kafka.ConfigMap{}
 	for k, v := range o.Kafka {

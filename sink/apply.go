@@ -36,17 +36,26 @@ type BatchWriter interface {
 // ApplyOptions configures an Applier.
 type ApplyOptions struct {
 	Collection func(topic string) string
-	MinBackoff time.Duration // first retry delay; default 100ms
-	MaxBackoff time.Duration // cap; default 30s
+	MinBackoff time.Duration // first retry delay; default DefaultMinBackoff
+	MaxBackoff time.Duration // cap; default DefaultMaxBackoff
 	// UnwritableAfter is how many times in a row a write must fail while a
 	// canary write to the same collection passes right after each failure
 	// before the batch is split (a single record: dead-lettered as
-	// unwritable); default 5.
+	// unwritable); default DefaultUnwritableAfter.
 	UnwritableAfter int
 	Log             *zap.Logger
 	Metrics         *metrics.Metrics
 	Health          func(mongoUp bool) // told after every write attempt
 }
+
+// Defaults for zero ApplyOptions fields; the last two are also those of
+// STATESYNC_RETRY_MAX_BACKOFF and STATESYNC_UNWRITABLE_AFTER (cmd/statesync
+// tests that config's match).
+const (
+	DefaultMinBackoff      = 100 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+	DefaultUnwritableAfter = 5
+)
 
 // Applier writes whole batches: poison records and rejected documents to
 // the dead-letter topic, the rest to MongoDB, retrying recoverable errors
@@ -63,13 +72,13 @@ type Applier struct {
 // NewApplier builds an Applier.
 func NewApplier(w BatchWriter, dlt DeadLetterer, o ApplyOptions) *Applier {
 	if o.MinBackoff <= 0 {
-		o.MinBackoff = 100 * time.Millisecond
+		o.MinBackoff = DefaultMinBackoff
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
+		o.MaxBackoff = DefaultMaxBackoff
 	}
 	if o.UnwritableAfter <= 0 {
-		o.UnwritableAfter = 5
+		o.UnwritableAfter = DefaultUnwritableAfter
 	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()

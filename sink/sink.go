@@ -27,8 +27,8 @@ import (
 // Options configures a Sink.
 type Options struct {
 	Database     string
-	WriteConcern string        // "majority" or a number of nodes
-	Timeout      time.Duration // of one bulk write
+	WriteConcern string        // "majority" or a number of nodes; "" is DefaultWriteConcern
+	Timeout      time.Duration // of one bulk write; 0 is DefaultTimeout
 	SyncField    string        // field holding sync metadata; "" writes none
 	StaleGuard   bool          // never replace a document with a newer stored processedAt (needs SyncField)
 	// MaxBulkOps splits a write into sequential bulk commands of at most
@@ -41,6 +41,13 @@ type Options struct {
 	// distinct _ids, so the commands commute.
 	BulkParallel int
 }
+
+// Defaults for zero Options fields, and of STATESYNC_MONGO_WRITE_CONCERN and
+// STATESYNC_MONGO_TIMEOUT (cmd/statesync tests that config's match).
+const (
+	DefaultWriteConcern = "majority"
+	DefaultTimeout      = 30 * time.Second
+)
 
 // Sink is a MongoDB database statesync writes to.
 type Sink struct {
@@ -75,13 +82,13 @@ func Connect(uri string, o Options) (*Sink, error) {
 // New wraps an existing client.
 func New(client *mongo.Client, o Options) *Sink {
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = DefaultTimeout
 	}
 	return &Sink{client: client, db: client.Database(o.Database), opts: o, colls: map[string]*mongo.Collection{}, canaryLeft: map[string]bool{}}
 }
 
 func parseWriteConcern(s string) (*writeconcern.WriteConcern, error) {
-	if s == "" || s == "majority" {
+	if s == "" || s == DefaultWriteConcern {
 		return writeconcern.Majority(), nil
 	}
 	n, err := strconv.Atoi(s)
