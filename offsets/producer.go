@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/record"
 )
@@ -254,14 +255,14 @@ func (d *DeadLetters) setGauge() {
 // body (the error message says so; the original stays in its topic), so a
 // partition never stalls on it.
 func (d *DeadLetters) DeadLetter(ctx context.Context, m record.Message, cause *record.PoisonError) error {
-	key, value, headers := record.DeadLetter(m, cause, d.now())
+	key, value, headers := deadletter.Encode(m, cause, d.now())
 	err := d.P.Produce(ctx, d.Topic, key, value, headers)
 	var ke kafka.Error
 	if errors.As(err, &ke) && (ke.Code() == kafka.ErrMsgSizeTooLarge || ke.Code() == kafka.ErrRecordListTooLarge) {
 		stripped := m
 		stripped.Value = []byte(fmt.Sprintf(`{"statesyncOmitted":"record of %d bytes is too large for %s; read it from %s partition %d offset %d"}`,
 			len(m.Value), d.Topic, m.Topic, m.Partition, m.Offset))
-		key, value, headers = record.DeadLetter(stripped, cause, d.now())
+		key, value, headers = deadletter.Encode(stripped, cause, d.now())
 		err = d.P.Produce(ctx, d.Topic, key, value, headers)
 	}
 	d.outcome(ctx, origin{m.Topic, m.Partition}, err)

@@ -182,8 +182,9 @@ type envHeaders struct {
 	traceID, processedAt []byte
 }
 
-// lastHeader returns the value of the last Kafka header named key.
-func lastHeader(hs []Header, key string) ([]byte, bool) {
+// LastHeader returns the value of the last Kafka header named key: the one
+// that counts when a header is repeated.
+func LastHeader(hs []Header, key string) ([]byte, bool) {
 	for i := len(hs) - 1; i >= 0; i-- {
 		if hs[i].Key == key {
 			return hs[i].Value, true
@@ -194,12 +195,12 @@ func lastHeader(hs []Header, key string) ([]byte, bool) {
 
 func resolveHeaders(hs []Header, env envHeaders) (traceID string, processedAt time.Time, err error) {
 	// A Kafka header wins over the envelope's field; an empty one is absent.
-	if v, ok := lastHeader(hs, HeaderTraceID); ok && len(v) > 0 {
+	if v, ok := LastHeader(hs, HeaderTraceID); ok && len(v) > 0 {
 		traceID = validUTF8(v)
 	} else if env.traceID != nil {
 		traceID = jsonStringOrEmpty(env.traceID)
 	}
-	if v, ok := lastHeader(hs, HeaderProcessedAt); ok && len(v) > 0 {
+	if v, ok := LastHeader(hs, HeaderProcessedAt); ok && len(v) > 0 {
 		processedAt, err = parseProcessedAtHeader(v)
 	} else if env.processedAt != nil {
 		processedAt, err = parseProcessedAtJSON(env.processedAt)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
 )
@@ -65,15 +66,15 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 	if err != nil {
 		return usageError("--until: %v", err)
 	}
-	keep := func(d record.DeadLetterInfo) bool {
+	keep := func(d deadletter.Letter) bool {
 		return (*origin == "" || d.Topic == *origin) && (*class == "" || d.Class == *class) &&
 			(from.IsZero() || !d.At.Before(from)) && (to.IsZero() || d.At.Before(to))
 	}
 
-	var apply func(ctx context.Context, d record.DeadLetterInfo) error
+	var apply func(ctx context.Context, d deadletter.Letter) error
 	switch {
 	case *dryRun:
-		apply = func(context.Context, record.DeadLetterInfo) error { return nil }
+		apply = func(context.Context, deadletter.Letter) error { return nil }
 	case *toMongo:
 		db, err := connectSink(e.cfg)
 		if err != nil {
@@ -83,7 +84,7 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 		if err := checkMongo(ctx, db, e.cfg, mongoAddresses(e.cfg.MongoURI)); err != nil {
 			return err
 		}
-		apply = func(ctx context.Context, d record.DeadLetterInfo) error {
+		apply = func(ctx context.Context, d deadletter.Letter) error {
 			rec, err := record.Decode(d.Original, record.DecodeOptions{})
 			if err != nil {
 				return fmt.Errorf("still poison: %w", err)
@@ -103,7 +104,7 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 			return err
 		}
 		defer p.Close(10 * time.Second)
-		apply = func(ctx context.Context, d record.DeadLetterInfo) error {
+		apply = func(ctx context.Context, d deadletter.Letter) error {
 			return p.Produce(ctx, d.Topic, d.Original.Key, d.Original.Value, d.Original.Headers)
 		}
 	}
@@ -121,13 +122,13 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 	// would otherwise send it twice, and an older state after a newer one.
 	type letter struct {
 		m record.Message
-		d record.DeadLetterInfo
+		d deadletter.Letter
 	}
 	var picked []letter
 	newest := map[[2]string]int{} // origin topic, key -> index in picked
 	var matched, replayed, superseded, failed int
 	for _, m := range letters {
-		d, err := record.ParseDeadLetter(m.Key, m.Value, m.Headers)
+		d, err := deadletter.Parse(m.Key, m.Value, m.Headers)
 		if err != nil {
 			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", m.Topic, m.Partition, m.Offset, err)
 			failed++

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
 )
@@ -250,7 +251,7 @@ func TestPoisonRecordsGoToTheDeadLetterTopicAndTheRestIsWritten(t *testing.T) {
 			hs[i] = record.Header{Key: h.Key, Value: h.Value}
 			headers[h.Key] = string(h.Value)
 		}
-		d, err := record.ParseDeadLetter(m.Key, m.Value, hs)
+		d, err := deadletter.Parse(m.Key, m.Value, hs)
 		if err != nil {
 			t.Fatalf("dead letter does not parse: %v\n%s", err, m.Value)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
 )
@@ -127,7 +128,7 @@ func TestPoisonRecordsAreDeadLetteredOnceAndTheConsumerKeepsGoing(t *testing.T) 
 	classes := map[string]string{}
 	omitted := 0
 	for _, m := range letters {
-		info, err := record.ParseDeadLetter(m.Key, m.Value, kafkaHeaders(m.Headers))
+		info, err := deadletter.Parse(m.Key, m.Value, kafkaHeaders(m.Headers))
 		if err != nil {
 			t.Errorf("dead letter at offset %d: %v", m.TopicPartition.Offset, err)
 			continue

@@ -1,4 +1,4 @@
-package record
+package deadletter
 
 import (
 	"encoding/base64"
@@ -8,14 +8,17 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/codr/statesync/record"
 )
 
-// Dead-letter header names (seed IDeadLetterHeaders, DESIGN "Dead letters").
+// Dead-letter header names (the Codr guide's IDeadLetterHeaders; docs/design.md
+// "Dead letters").
 const (
 	HeaderStream         = "stream"
 	HeaderTopic          = "topic"
 	HeaderPartition      = "partition"
-	HeaderPartitionSeed  = "partion" // the seed's spelling, accepted when reading
+	HeaderPartitionSeed  = "partion" // the guide's spelling, accepted when reading
 	HeaderOffset         = "offset"
 	HeaderErrorClass     = "error.class"
 	HeaderErrorMessage   = "error.message"
@@ -41,15 +44,15 @@ const (
 	RecordTombstone = "tombstone"
 )
 
-// DeadLetter builds the dead letter of m: same Kafka key; value
+// Encode builds the dead letter of m: same Kafka key; value
 // {"headers": {key, traceId, processedAt, stream, topic, partition, offset,
 // recordEncoding}, "record": <original>}; Kafka headers repeat those fields
 // (except recordEncoding) and add error.class, error.message and error.at
 // (RFC 3339, UTC). The original value is copied once, into the new value.
-func DeadLetter(m Message, cause *PoisonError, at time.Time) (key, value []byte, headers []Header) {
+func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, value []byte, headers []record.Header) {
 	var recordJSON []byte // verbatim JSON for "record", when the encoding is RecordJSON
 	encoding := RecordJSON
-	var env envHeaders
+	var envTraceID, envProcessedAt []byte // raw JSON, from an envelope's headers
 	switch {
 	case m.Value == nil:
 		encoding = RecordTombstone
@@ -59,17 +62,17 @@ func DeadLetter(m Message, cause *PoisonError, at time.Time) (key, value []byte,
 		encoding = RecordString
 	default:
 		recordJSON = m.Value
-		if rec, e, ok := envelopeParts(m.Value); ok {
-			recordJSON, env = rec, e
+		if rec, trace, processed, ok := record.SplitEnvelope(m.Value); ok {
+			recordJSON, envTraceID, envProcessedAt = rec, trace, processed
 		}
 	}
 
-	imKey, hasKey := lastHeader(m.Headers, HeaderKey)
+	imKey, hasKey := record.LastHeader(m.Headers, record.HeaderKey)
 	if !hasKey && m.Key != nil {
 		imKey, hasKey = m.Key, true
 	}
-	traceID, traceJSON := headerForDLT(m.Headers, HeaderTraceID, env.traceID)
-	processedAt, processedJSON := headerForDLT(m.Headers, HeaderProcessedAt, env.processedAt)
+	traceID, traceJSON := headerForDLT(m.Headers, record.HeaderTraceID, envTraceID)
+	processedAt, processedJSON := headerForDLT(m.Headers, record.HeaderProcessedAt, envProcessedAt)
 
 	size := 256 + len(m.Topic) + len(imKey) + len(traceJSON) + len(processedJSON)
 	switch encoding {
@@ -125,32 +128,34 @@ func DeadLetter(m Message, cause *PoisonError, at time.Time) (key, value []byte,
 			msg = cause.Err.Error()
 		}
 	}
-	headers = make([]Header, 0, 10)
+	headers = make([]record.Header, 0, 10)
 	if hasKey {
-		headers = append(headers, Header{HeaderKey, imKey})
+		headers = append(headers, record.Header{Key: record.HeaderKey, Value: imKey})
 	}
 	if traceID != nil {
-		headers = append(headers, Header{HeaderTraceID, traceID})
+		headers = append(headers, record.Header{Key: record.HeaderTraceID, Value: traceID})
 	}
 	if processedAt != nil {
-		headers = append(headers, Header{HeaderProcessedAt, processedAt})
+		headers = append(headers, record.Header{Key: record.HeaderProcessedAt, Value: processedAt})
 	}
 	headers = append(headers,
-		Header{HeaderStream, []byte(StreamState)},
-		Header{HeaderTopic, []byte(m.Topic)},
-		Header{HeaderPartition, strconv.AppendInt(nil, int64(m.Partition), 10)},
-		Header{HeaderOffset, strconv.AppendInt(nil, m.Offset, 10)},
-		Header{HeaderErrorClass, []byte(class)},
-		Header{HeaderErrorMessage, []byte(msg)},
-		Header{HeaderErrorAt, []byte(at.UTC().Format(time.RFC3339Nano))},
+		record.Header{Key: HeaderStream, Value: []byte(StreamState)},
+		record.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+		record.Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		record.Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
+		record.Header{Key: HeaderErrorClass, Value: []byte(class)},
+		record.Header{Key: HeaderErrorMessage, Value: []byte(msg)},
+		record.Header{Key: HeaderErrorAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
 	)
 	return m.Key, v, headers
 }
 
 // headerForDLT returns an IMessage header for a dead letter: the Kafka header
 // when present, else the envelope's; as Kafka header bytes and as JSON.
-func headerForDLT(hs []Header, name string, envRaw []byte) (kafka, asJSON []byte) {
-	if v, ok := lastHeader(hs, name); ok {
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func headerForDLT(hs []record.Header, name string, envRaw []byte) (kafka, asJSON []byte) {
+	if v, ok := record.LastHeader(hs, name); ok {
 		return v, appendJSONString(nil, v)
 	}
 	if envRaw == nil || string(envRaw) == "null" {
@@ -163,48 +168,6 @@ func headerForDLT(hs []Header, name string, envRaw []byte) (kafka, asJSON []byte
 		}
 	}
 	return envRaw, envRaw
-}
-
-func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// envelopeParts finds, in a valid JSON value, the envelope's "record" part
-// and its traceId/processedAt headers, without copying. A repeated "record"
-// or "headers" counts as Decode reads it: the last one, whole (JSON.parse).
-// ok is false when the value is not an envelope (or one the scanner
-// declines, such as escaped keys: it is then dead-lettered whole, which is as
-// good).
-func envelopeParts(value []byte) (rec []byte, env envHeaders, ok bool) {
-	d := fastDecoder{in: value}
-	if !d.expect('{') || d.next() == '}' {
-		return nil, env, false
-	}
-	for {
-		key, ok := d.plainKey()
-		if !ok || !d.expect(':') {
-			return nil, envHeaders{}, false
-		}
-		d.ws()
-		start := d.pos
-		switch string(key) {
-		case "headers":
-			env = envHeaders{}
-			ok = d.headers(&env)
-		case "record":
-			ok = d.skipValue()
-			rec = value[start:d.pos]
-		default:
-			ok = d.skipValue()
-		}
-		if !ok {
-			return nil, envHeaders{}, false
-		}
-		if more, ok := d.separator('}'); !ok {
-			return nil, envHeaders{}, false
-		} else if !more {
-			break
-		}
-	}
-	return rec, env, rec != nil
 }
 
 // appendJSONString appends s as a JSON string. s is expected to be UTF-8;
@@ -252,9 +215,9 @@ func appendJSONString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// DeadLetterInfo is a parsed dead letter: where it came from, why it failed,
+// Letter is a parsed dead letter: where it came from, why it failed,
 // and the original message to re-publish to its origin topic.
-type DeadLetterInfo struct {
+type Letter struct {
 	Topic       string // origin topic
 	Partition   int32
 	Offset      int64
@@ -267,14 +230,14 @@ type DeadLetterInfo struct {
 	// Original is the message to re-publish: origin topic, partition and
 	// offset (for reference), key, value, and the IMessage headers (key,
 	// traceId, processedAt) as Kafka headers.
-	Original Message
+	Original record.Message
 }
 
-// ParseDeadLetter reads a dead letter written by DeadLetter, or by another
+// Parse reads a dead letter written by Encode, or by another
 // Codr producer following IDeadLetterMessage: fields are taken from the
 // value's headers, else from the Kafka headers; "partion" is accepted for
 // "partition".
-func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error) {
+func Parse(key, value []byte, headers []record.Header) (Letter, error) {
 	// Maps, not a struct: a repeated "headers" is then replaced, not merged,
 	// and names match exactly, as JSON.parse reads them.
 	var top map[string]json.RawMessage
@@ -287,10 +250,10 @@ func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error
 		err = json.Unmarshal(h, &dl.Headers)
 	}
 	if err != nil {
-		return DeadLetterInfo{}, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
+		return Letter{}, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
 	}
 	if dl.Record = top["record"]; dl.Record == nil {
-		return DeadLetterInfo{}, errors.New("dead letter has no \"record\"")
+		return Letter{}, errors.New("dead letter has no \"record\"")
 	}
 	str := func(name string) (string, bool) {
 		if raw, ok := dl.Headers[name]; ok && string(raw) != "null" {
@@ -300,7 +263,7 @@ func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error
 			}
 			return string(raw), true
 		}
-		if v, ok := lastHeader(headers, name); ok {
+		if v, ok := record.LastHeader(headers, name); ok {
 			return string(v), true
 		}
 		return "", false
@@ -320,47 +283,47 @@ func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error
 			}
 		}
 		for _, name := range names {
-			if v, ok := lastHeader(headers, name); ok {
+			if v, ok := record.LastHeader(headers, name); ok {
 				return strconv.ParseInt(string(v), 10, 64)
 			}
 		}
 		return 0, fmt.Errorf("dead letter has no %s header", names[0])
 	}
 
-	var info DeadLetterInfo
+	var info Letter
 	var ok bool
 	if info.Topic, ok = str(HeaderTopic); !ok || info.Topic == "" {
-		return DeadLetterInfo{}, errors.New("dead letter has no origin topic header")
+		return Letter{}, errors.New("dead letter has no origin topic header")
 	}
 	p, err := num(HeaderPartition, HeaderPartitionSeed)
 	if err != nil || p < 0 || p > 1<<31-1 {
-		return DeadLetterInfo{}, fmt.Errorf("dead letter partition: %v", err)
+		return Letter{}, fmt.Errorf("dead letter partition: %v", err)
 	}
 	info.Partition = int32(p)
 	if info.Offset, err = num(HeaderOffset); err != nil {
-		return DeadLetterInfo{}, fmt.Errorf("dead letter offset: %w", err)
+		return Letter{}, fmt.Errorf("dead letter offset: %w", err)
 	}
 	info.Key = key
 	// IMessage headers: the Kafka header first, as it keeps the exact bytes.
 	imHeader := func(name string) (string, bool) {
-		if v, ok := lastHeader(headers, name); ok {
+		if v, ok := record.LastHeader(headers, name); ok {
 			return string(v), true
 		}
 		return str(name)
 	}
-	imKey, hasKey := imHeader(HeaderKey)
-	traceID, hasTrace := imHeader(HeaderTraceID)
-	processedAt, hasProcessedAt := imHeader(HeaderProcessedAt)
+	imKey, hasKey := imHeader(record.HeaderKey)
+	traceID, hasTrace := imHeader(record.HeaderTraceID)
+	processedAt, hasProcessedAt := imHeader(record.HeaderProcessedAt)
 	info.TraceID, info.ProcessedAt = traceID, processedAt
-	if v, ok := lastHeader(headers, HeaderErrorClass); ok {
+	if v, ok := record.LastHeader(headers, HeaderErrorClass); ok {
 		info.Class = string(v)
 	}
-	if v, ok := lastHeader(headers, HeaderErrorMessage); ok {
+	if v, ok := record.LastHeader(headers, HeaderErrorMessage); ok {
 		info.Message = string(v)
 	}
-	if v, ok := lastHeader(headers, HeaderErrorAt); ok {
+	if v, ok := record.LastHeader(headers, HeaderErrorAt); ok {
 		if info.At, err = time.Parse(time.RFC3339Nano, string(v)); err != nil {
-			return DeadLetterInfo{}, fmt.Errorf("dead letter error.at %q: %w", v, err)
+			return Letter{}, fmt.Errorf("dead letter error.at %q: %w", v, err)
 		}
 	}
 
@@ -371,30 +334,30 @@ func ParseDeadLetter(key, value []byte, headers []Header) (DeadLetterInfo, error
 	case RecordString, RecordBase64:
 		var s string
 		if err := json.Unmarshal(dl.Record, &s); err != nil {
-			return DeadLetterInfo{}, fmt.Errorf("dead letter record with encoding %s is not a string: %w", encoding, err)
+			return Letter{}, fmt.Errorf("dead letter record with encoding %s is not a string: %w", encoding, err)
 		}
 		if encoding == RecordString {
 			orig = []byte(s)
 		} else if orig, err = base64.StdEncoding.DecodeString(s); err != nil {
-			return DeadLetterInfo{}, fmt.Errorf("dead letter record is not base64: %w", err)
+			return Letter{}, fmt.Errorf("dead letter record is not base64: %w", err)
 		}
 	case RecordJSON, "":
 		if string(dl.Record) != "null" || encoding == RecordJSON {
 			orig = dl.Record
 		}
 	default:
-		return DeadLetterInfo{}, fmt.Errorf("dead letter recordEncoding %q is unknown: want json, string, base64 or tombstone", encoding)
+		return Letter{}, fmt.Errorf("dead letter recordEncoding %q is unknown: want json, string, base64 or tombstone", encoding)
 	}
 
-	info.Original = Message{Topic: info.Topic, Partition: info.Partition, Offset: info.Offset, Key: key, Value: orig}
+	info.Original = record.Message{Topic: info.Topic, Partition: info.Partition, Offset: info.Offset, Key: key, Value: orig}
 	if hasKey {
-		info.Original.Headers = append(info.Original.Headers, Header{HeaderKey, []byte(imKey)})
+		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderKey, Value: []byte(imKey)})
 	}
 	if hasTrace {
-		info.Original.Headers = append(info.Original.Headers, Header{HeaderTraceID, []byte(traceID)})
+		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderTraceID, Value: []byte(traceID)})
 	}
 	if hasProcessedAt {
-		info.Original.Headers = append(info.Original.Headers, Header{HeaderProcessedAt, []byte(processedAt)})
+		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderProcessedAt, Value: []byte(processedAt)})
 	}
 	return info, nil
 }
