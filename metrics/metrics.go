@@ -7,8 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the statesync_* series. A nil *Metrics is valid and records
-// nothing, for tests and one-shot tools that do not serve /metrics.
+// Metrics are the statesync_* series. Components that take one never see nil:
+// given none, they use New(nil), whose series are registered nowhere (tests
+// and one-shot tools that do not serve /metrics).
 type Metrics struct {
 	Consumed      *prometheus.CounterVec   // topic
 	Written       *prometheus.CounterVec   // topic
@@ -32,7 +33,8 @@ type Metrics struct {
 	Future             *prometheus.CounterVec // topic
 }
 
-// New registers the metrics on reg.
+// New registers the metrics on reg; with a nil reg they are registered
+// nowhere (promauto.With(nil)), a throwaway set.
 func New(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{

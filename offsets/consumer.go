@@ -58,7 +58,7 @@ type Options struct {
 	// Brokers is the reachability of the brokers, shared by the process's
 	// clients: connection failures change it instead of logging each retry.
 	Brokers *statelog.Condition
-	Metrics *metrics.Metrics
+	Metrics *metrics.Metrics // nil: metrics.New(nil), recorded nowhere
 }
 
 // Consumer is the poll loop. All its state is owned by the goroutine that
@@ -135,6 +135,9 @@ const (
 func New(o Options, w Writer) (*Consumer, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(nil)
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -268,9 +271,7 @@ loop:
 			switch {
 			case e.Error == nil:
 				c.commits.OK()
-				if c.o.Metrics != nil {
-					c.o.Metrics.LastCommit.SetToCurrentTime()
-				}
+				c.o.Metrics.LastCommit.SetToCurrentTime()
 			case isNoOffset(e.Error):
 			case IsConnectionError(e.Error):
 				c.watch.suspect(e.Error) // the brokers' condition says it
@@ -450,9 +451,7 @@ func (c *Consumer) dispatch() {
 		p.writing = b
 		c.inflight++
 		c.resumeIfRoom(p) // its closed batch is on its way: read on while it is written
-		if c.o.Metrics != nil {
-			c.o.Metrics.InFlight.Set(float64(c.inflight))
-		}
+		c.o.Metrics.InFlight.Set(float64(c.inflight))
 		go func(ctx context.Context, p *partition, b *batch.Batch) {
 			err := c.w.Apply(ctx, b)
 			c.done <- completion{tp: p.tp, b: b, p: p, err: err}
@@ -475,9 +474,7 @@ func (c *Consumer) drainCompletions() int {
 
 func (c *Consumer) complete(cp completion) {
 	c.inflight--
-	if c.o.Metrics != nil {
-		c.o.Metrics.InFlight.Set(float64(c.inflight))
-	}
+	c.o.Metrics.InFlight.Set(float64(c.inflight))
 	p := cp.p
 	if p.writing == cp.b {
 		p.writing = nil
@@ -556,9 +553,7 @@ func (c *Consumer) pauseBlocked() {
 		if c.blocking(p) {
 			c.pause(p)
 			c.status.Pauses.Add(1)
-			if c.o.Metrics != nil {
-				c.o.Metrics.Pauses.Inc()
-			}
+			c.o.Metrics.Pauses.Inc()
 			c.log.Info("partition paused: its writes are behind", zap.String("topic", p.tp.Topic),
 				zap.Int32("partition", p.tp.Partition), zap.Int("queued_batches", len(p.queue)))
 		}
@@ -585,9 +580,7 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 			tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
 			ctx, cancel := context.WithCancel(context.Background())
 			p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, end: -1, next: -1}
-			if c.o.Metrics != nil {
-				p.consumed = c.o.Metrics.Consumed.WithLabelValues(tp.Topic)
-			}
+			p.consumed = c.o.Metrics.Consumed.WithLabelValues(tp.Topic)
 			if c.o.StopAtEnd {
 				if low, high, err := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, 10000); err == nil {
 					p.low, p.end = low, high
@@ -713,7 +706,7 @@ func (c *Consumer) release(ktps []kafka.TopicPartition, lost bool) {
 	if len(commit) > 0 {
 		if _, err := c.c.CommitOffsets(commit); err != nil {
 			c.log.Warn("commit on revoke failed", zap.Error(err))
-		} else if c.o.Metrics != nil {
+		} else {
 			c.o.Metrics.LastCommit.SetToCurrentTime()
 		}
 	}
@@ -767,7 +760,7 @@ func (c *Consumer) shutdown() error {
 	c.finish(ps, c.o.ShutdownGrace)
 	if _, err := c.c.Commit(); err != nil && !isNoOffset(err) {
 		c.log.Warn("final commit failed", zap.Error(err))
-	} else if c.o.Metrics != nil {
+	} else {
 		c.o.Metrics.LastCommit.SetToCurrentTime()
 	}
 	c.log.Info("committed; closing consumer", zap.Duration("drain", time.Since(start)))
@@ -830,17 +823,13 @@ func (c *Consumer) updateLag() {
 			lag = 0
 		}
 		total += lag
-		if c.o.Metrics != nil {
-			c.o.Metrics.Lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(lag))
-		}
+		c.o.Metrics.Lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(lag))
 	}
 	c.status.Lag.Store(total)
 }
 
 func (c *Consumer) deleteLag(tp batch.TopicPartition) {
-	if c.o.Metrics != nil {
-		c.o.Metrics.Lag.DeleteLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition)))
-	}
+	c.o.Metrics.Lag.DeleteLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition)))
 }
 
 type tpList []kafka.TopicPartition

@@ -56,9 +56,7 @@ func (w *futureWatch) note(key string, now time.Time) (log bool, unlogged int) {
 // time, so the key looks frozen until the clock catches up.
 func (c *Consumer) fromTheFuture(rec *record.Record, now time.Time) {
 	topic := rec.Msg.Topic
-	if c.o.Metrics != nil {
-		c.o.Metrics.Future.WithLabelValues(topic).Inc()
-	}
+	c.o.Metrics.Future.WithLabelValues(topic).Inc()
 	log, unlogged := c.future.note(topic+"/"+string(rec.Msg.Key), now)
 	if unlogged > 0 {
 		c.log.Warn("more records with processedAt in the future were not logged (see statesync_records_future_total)",

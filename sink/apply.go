@@ -44,7 +44,7 @@ type ApplyOptions struct {
 	// unwritable); default DefaultUnwritableAfter.
 	UnwritableAfter int
 	Log             *zap.Logger
-	Metrics         *metrics.Metrics
+	Metrics         *metrics.Metrics   // nil: metrics.New(nil), recorded nowhere
 	Health          func(mongoUp bool) // told after every write attempt
 }
 
@@ -83,6 +83,9 @@ func NewApplier(w BatchWriter, dlt DeadLetterer, o ApplyOptions) *Applier {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(nil)
+	}
 	if o.Health == nil {
 		o.Health = func(bool) {}
 	}
@@ -120,7 +123,7 @@ type Outcome struct {
 // a dead-letter topic that cannot be reached holds back only the commit.
 func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 	var out Outcome
-	if a.o.Metrics != nil && b.Collapsed > 0 {
+	if b.Collapsed > 0 {
 		a.o.Metrics.Skipped.WithLabelValues(b.Topic, "collapsed").Add(float64(b.Collapsed))
 	}
 	// A key collapsed to a record that is then dead-lettered is written
@@ -200,9 +203,7 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 		if ctx.Err() != nil {
 			return fmt.Errorf("write %s batch of %d abandoned: %w", topic, len(recs), ctx.Err())
 		}
-		if a.o.Metrics != nil {
-			a.o.Metrics.Retries.WithLabelValues(topic).Inc()
-		}
+		a.o.Metrics.Retries.WithLabelValues(topic).Inc()
 		timeout := isTimeout(err)
 		canary := errors.New("not tried: the write timed out")
 		if !timeout {
@@ -249,9 +250,6 @@ func (a *Applier) write(ctx context.Context, topic string, recs []record.Record,
 
 func (a *Applier) observe(topic string, docs int, took time.Duration, res Result) {
 	m := a.o.Metrics
-	if m == nil {
-		return
-	}
 	m.WriteDuration.WithLabelValues(topic).Observe(took.Seconds())
 	m.BatchDocs.Observe(float64(docs))
 	m.Written.WithLabelValues(topic).Add(float64(res.Upserted))
@@ -267,9 +265,7 @@ func (a *Applier) deadLetter(ctx context.Context, m record.Message, cause *recor
 	for attempt := 0; ; attempt++ {
 		err := a.dlt.DeadLetter(ctx, m, cause)
 		if err == nil {
-			if a.o.Metrics != nil {
-				a.o.Metrics.DeadLettered.WithLabelValues(m.Topic, cause.Class).Inc()
-			}
+			a.o.Metrics.DeadLettered.WithLabelValues(m.Topic, cause.Class).Inc()
 			a.o.Log.Warn("record dead-lettered", zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
 				zap.Int64("offset", m.Offset), zap.String("class", cause.Class), zap.Error(cause.Err))
 			return nil

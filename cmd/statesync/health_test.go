@@ -79,7 +79,7 @@ func TestReadinessRules(t *testing.T) {
 	}
 
 	t.Run("no consumer yet", func(t *testing.T) {
-		h := &health{}
+		h := &health{metrics: metrics.New(nil)}
 		h.mongoUp.Store(true)
 		h.kafkaUp.Store(true)
 		if ok, why := h.ready(); ok {

@@ -357,7 +357,7 @@ type health struct {
 	kafkaUp    atomic.Bool                           // the brokers answered the start check
 	dltBlocked atomic.Pointer[func() (bool, string)] // whether records wait for their dead letters, and why
 	status     atomic.Pointer[offsets.Status]        // set once the consumer exists
-	metrics    *metrics.Metrics
+	metrics    *metrics.Metrics                      // never nil
 	stuckAfter time.Duration
 	brokers    string
 	group      string
@@ -369,9 +369,7 @@ func (h *health) setDeadLetters(blocked func() (bool, string)) { h.dltBlocked.St
 
 func (h *health) setMongo(up bool) {
 	h.mongoUp.Store(up)
-	if h.metrics != nil {
-		h.metrics.MongoUp.Set(b2f(up))
-	}
+	h.metrics.MongoUp.Set(b2f(up))
 }
 
 // watchMongo pings MongoDB every 2 s: readiness, statesync_mongo_up, and
@@ -404,9 +402,7 @@ func (h *health) watchMongo(ctx context.Context, db *sink.Sink, cond *statelog.C
 // and it is not stuck.
 func (h *health) ready() (bool, string) {
 	ok, why := h.check()
-	if h.metrics != nil {
-		h.metrics.Ready.Set(b2f(ok))
-	}
+	h.metrics.Ready.Set(b2f(ok))
 	return ok, why
 }
 
