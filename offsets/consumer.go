@@ -1,7 +1,10 @@
-// Package offsets is statesync's Kafka side: the librdkafka consumer loop,
-// cooperative rebalancing, and the per-partition watermark that stores an
-// offset only once every record before it is written or dead-lettered
-// (docs/design.md "Offsets and delivery").
+// Package offsets is the Kafka consumer; it owns when an offset is stored:
+// the librdkafka poll loop, cooperative rebalancing, and the per-partition
+// watermark that stores an offset only once every record before it is
+// written or dead-lettered (docs/design.md "Offsets and delivery"). Dead
+// letters are package deadletter's. The librdkafka plumbing statesync's
+// other Kafka clients share lives here too: client properties, logs and
+// broker connectivity (logs.go) and the acknowledged producer (producer.go).
 package offsets
 
 import (

@@ -85,3 +85,22 @@ func TestRecordsFromTheFutureAreCountedAndLoggedOncePerKey(t *testing.T) {
 		t.Errorf("summary lines = %v, want one counting %d unlogged records", got, futureMaxLines+1)
 	}
 }
+
+// metricValue sums the samples of a counter or gauge in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v
+}

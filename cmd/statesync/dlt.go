@@ -109,7 +109,7 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 		}
 	}
 
-	letters, err := offsets.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, brokerWait, e.kafkaLogging())
+	letters, err := deadletter.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, brokerWait, e.kafkaLogging())
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: exitFailure, msg: "interrupted while reading " + e.cfg.DLTTopic + ": nothing replayed"}

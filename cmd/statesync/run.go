@@ -21,6 +21,7 @@ import (
 
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/config"
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
@@ -130,7 +131,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 		log.Info("closed dead-letter producer")
 	}()
 
-	dlt := &offsets.DeadLetters{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m,
+	dlt := &deadletter.Publisher{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m,
 		StaleAfter: 2*cfg.RetryMaxBackoff + time.Minute} // the applier retries a failed dead letter at least this often
 	health.setDeadLetters(dlt.Blocked)
 	applier := sink.NewApplier(db, dlt, sink.ApplyOptions{
@@ -364,7 +365,7 @@ type health struct {
 }
 
 // setDeadLetters gives readiness the dead-letter publisher's report
-// (offsets.DeadLetters.Blocked).
+// (deadletter.Publisher.Blocked).
 func (h *health) setDeadLetters(blocked func() (bool, string)) { h.dltBlocked.Store(&blocked) }
 
 func (h *health) setMongo(up bool) {

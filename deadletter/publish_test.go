@@ -1,13 +1,15 @@
-package offsets
+package deadletter
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
 )
@@ -27,14 +30,14 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 	brokers := testenv.Kafka(t)
 	topic := "codr.svc.blocked-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".dlt"
 	// librdkafka waits this long before it calls a topic missing (30 s by default).
-	p, err := NewProducer(map[string]string{"bootstrap.servers": brokers, "topic.metadata.propagation.max.ms": "1000"}, "dlt-test", Logging{Log: zaptest.NewLogger(t)})
+	p, err := offsets.NewProducer(map[string]string{"bootstrap.servers": brokers, "topic.metadata.propagation.max.ms": "1000"}, "dlt-test", offsets.Logging{Log: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(time.Second)
 	core, logs := observer.New(zapcore.InfoLevel)
 	reg := prometheus.NewRegistry()
-	d := &DeadLetters{P: p, Topic: topic, Log: zap.New(core), Metrics: metrics.New(reg)}
+	d := &Publisher{P: p, Topic: topic, Log: zap.New(core), Metrics: metrics.New(reg)}
 	msg := record.Message{Topic: "codr.state.x", Partition: 0, Offset: 7, Key: []byte("k"), Value: []byte("not json")}
 	cause := &record.PoisonError{Class: record.ClassInvalidJSON, Err: errors.New("bad")}
 	for i := 0; i < 3; i++ {
@@ -82,7 +85,7 @@ func TestADeadLetterTopicThatIsMissingIsReportedOnceAndClearedWhenItIsBack(t *te
 func TestBlockedCountsOnlyThePartitionsStillWaiting(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	reg := prometheus.NewRegistry()
-	d := &DeadLetters{Topic: "codr.svc.x.dlt", Metrics: metrics.New(reg), StaleAfter: time.Minute, Now: func() time.Time { return now }}
+	d := &Publisher{Topic: "codr.svc.x.dlt", Metrics: metrics.New(reg), StaleAfter: time.Minute, Now: func() time.Time { return now }}
 	live := context.Background()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -118,6 +121,78 @@ func TestBlockedCountsOnlyThePartitionsStillWaiting(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "statesync_dead_letter_failures_total"); got != 4 {
 		t.Errorf("statesync_dead_letter_failures_total = %v, want the 4 failures (not the abandoned one)", got)
+	}
+}
+
+// sizeLimitedProducer acknowledges values up to limit bytes, refuses longer
+// ones with tooLarge, and refuses everything with err when it is set.
+type sizeLimitedProducer struct {
+	limit    int
+	tooLarge kafka.ErrorCode
+	err      error
+	values   [][]byte // what was offered, in order
+}
+
+func (p *sizeLimitedProducer) Produce(_ context.Context, _ string, _, value []byte, _ []record.Header) error {
+	p.values = append(p.values, value)
+	switch {
+	case p.err != nil:
+		return p.err
+	case len(value) > p.limit:
+		return kafka.NewError(p.tooLarge, "Broker: Message size too large", false)
+	}
+	return nil
+}
+
+// A record too large for the dead-letter topic is dead-lettered without its
+// body, pointing at where it stays, so its partition never stalls on it; any
+// other refusal is the caller's to retry.
+func TestALetterTooLargeForTheTopicIsPublishedWithoutItsBody(t *testing.T) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := record.Message{Topic: "codr.state.user", Partition: 1, Offset: 5, Key: []byte(testKey), Value: []byte(`{"payload":{"blob":"` + strings.Repeat("x", 4000) + `"}}`)}
+	cause := &record.PoisonError{Class: record.ClassTooLarge, Err: errors.New("document over 16 MiB")}
+	omitted := `{"statesyncOmitted":"record of 4023 bytes is too large for codr.svc.mongo.dlt; read it from codr.state.user partition 1 offset 5"}`
+	tests := []struct {
+		name     string
+		p        sizeLimitedProducer
+		records  []string // the "record" of each letter offered, in order
+		err      string   // "" for acknowledged
+		blocking bool
+	}{
+		{name: "a letter that fits keeps its body", p: sizeLimitedProducer{limit: 1 << 20},
+			records: []string{string(m.Value)}},
+		{name: "message size too large: the letter again without its body", p: sizeLimitedProducer{limit: 1000, tooLarge: kafka.ErrMsgSizeTooLarge},
+			records: []string{string(m.Value), omitted}},
+		{name: "record list too large: the same", p: sizeLimitedProducer{limit: 1000, tooLarge: kafka.ErrRecordListTooLarge},
+			records: []string{string(m.Value), omitted}},
+		{name: "even the letter without its body is refused", p: sizeLimitedProducer{limit: 10, tooLarge: kafka.ErrMsgSizeTooLarge},
+			records: []string{string(m.Value), omitted}, err: "dead-letter codr.state.user[1]@5 to codr.svc.mongo.dlt: Broker: Message size too large", blocking: true},
+		{name: "another refusal is returned, not stripped", p: sizeLimitedProducer{err: kafka.NewError(kafka.ErrUnknownTopicOrPart, "Broker: Unknown topic or partition", false)},
+			records: []string{string(m.Value)}, err: "dead-letter codr.state.user[1]@5 to codr.svc.mongo.dlt: Broker: Unknown topic or partition", blocking: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Publisher{P: &tc.p, Topic: "codr.svc.mongo.dlt", Now: func() time.Time { return at }}
+			err := d.DeadLetter(context.Background(), m, cause)
+			if got := fmt.Sprint(err); (err == nil) != (tc.err == "") || (err != nil && got != tc.err) {
+				t.Errorf("error %v, want %q", err, tc.err)
+			}
+			if len(tc.p.values) != len(tc.records) {
+				t.Fatalf("%d letters offered, want %d", len(tc.p.values), len(tc.records))
+			}
+			for i, v := range tc.p.values {
+				l, err := Parse(m.Key, v, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(l.Original.Value) != tc.records[i] || l.Topic != m.Topic || l.Partition != m.Partition || l.Offset != m.Offset {
+					t.Errorf("letter %d holds %.120s (origin %s[%d]@%d), want %.120s", i, l.Original.Value, l.Topic, l.Partition, l.Offset, tc.records[i])
+				}
+			}
+			if blocked, why := d.Blocked(); blocked != tc.blocking {
+				t.Errorf("Blocked = %t %q, want %t", blocked, why, tc.blocking)
+			}
+		})
 	}
 }
 
