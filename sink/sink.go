@@ -400,46 +400,67 @@ const (
 	fenced
 )
 
+// MongoDB server error codes statesync tells apart, by the server's names
+// for them (error_codes.yml), except the last: an assertion location code
+// the server gives no name.
+const (
+	codeBadValue                  = 2
+	codeFailedToParse             = 9
+	codeTypeMismatch              = 14
+	codeOverflow                  = 15
+	codeInvalidLength             = 17
+	codeInvalidBSON               = 22
+	codeLockTimeout               = 24
+	codePathNotViable             = 28
+	codeInvalidPath               = 30
+	codeMaxTimeMSExpired          = 50
+	codeDollarPrefixedFieldName   = 52
+	codeInvalidDBRef              = 55
+	codeEmptyFieldName            = 56
+	codeDottedFieldName           = 57
+	codeImmutableField            = 66
+	codeDocumentValidationFailure = 121
+	codeExceededTimeLimit         = 262
+	codeBSONObjectTooLarge        = 10334
+	codeDuplicateKey              = 11000
+	codeKeyTooLong                = 17280
+	codeUpdatedDocumentTooLarge   = 17419 // the document an update leaves is over 16 MiB
+)
+
 // Server error codes that say the document itself can never be written as
 // it is. Any other code (InternalError, LockTimeout, codes this list does not
 // know) is retried, and a record that keeps failing with one is dead-lettered
 // as unwritable only on a canary's proof (Applier.write).
 var documentCodes = map[int]bool{
-	2:     true, // BadValue
-	9:     true, // FailedToParse
-	14:    true, // TypeMismatch
-	15:    true, // Overflow
-	17:    true, // InvalidLength
-	22:    true, // InvalidBSON
-	28:    true, // PathNotViable
-	30:    true, // InvalidPath
-	52:    true, // DollarPrefixedFieldName
-	55:    true, // InvalidDBRef
-	56:    true, // EmptyFieldName
-	57:    true, // DottedFieldName
-	66:    true, // ImmutableField
-	121:   true, // DocumentValidationFailure
-	10334: true, // BSONObjectTooLarge
-	17280: true, // KeyTooLong
-	17419: true, // document too large after an update
+	codeBadValue:                  true,
+	codeFailedToParse:             true,
+	codeTypeMismatch:              true,
+	codeOverflow:                  true,
+	codeInvalidLength:             true,
+	codeInvalidBSON:               true,
+	codePathNotViable:             true,
+	codeInvalidPath:               true,
+	codeDollarPrefixedFieldName:   true,
+	codeInvalidDBRef:              true,
+	codeEmptyFieldName:            true,
+	codeDottedFieldName:           true,
+	codeImmutableField:            true,
+	codeDocumentValidationFailure: true,
+	codeBSONObjectTooLarge:        true,
+	codeKeyTooLong:                true,
+	codeUpdatedDocumentTooLarge:   true,
 }
 
 // Server error codes of a write that ran out of time: never the record's fault.
-var timeoutCodes = []int{
-	24,  // LockTimeout
-	50,  // MaxTimeMSExpired
-	262, // ExceededTimeLimit
-}
-
-const duplicateKey = 11000
+var timeoutCodes = []int{codeLockTimeout, codeMaxTimeMSExpired, codeExceededTimeLimit}
 
 func classifyWriteError(we mongo.WriteError, guarded bool) verdict {
 	switch {
-	case we.Code == duplicateKey && !onIDIndex(we):
+	case we.Code == codeDuplicateKey && !onIDIndex(we):
 		// Another document holds the value of a unique field of this one:
 		// the server refuses the document as it is.
 		return reject
-	case we.Code == duplicateKey && guarded:
+	case we.Code == codeDuplicateKey && guarded:
 		// The guarded filter did not match an existing _id, so the upsert
 		// tried to insert it: the stored document is newer.
 		return fenced
@@ -554,7 +575,7 @@ func refusedForItsContent(err error) bool {
 		return false
 	}
 	for _, e := range we.WriteErrors {
-		if e.Code != duplicateKey && !documentCodes[e.Code] {
+		if e.Code != codeDuplicateKey && !documentCodes[e.Code] {
 			return false
 		}
 	}
