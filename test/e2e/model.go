@@ -44,12 +44,6 @@ const (
 // every kind at least once.
 var faultKinds = []faultKind{faultKill9, faultSigstop, faultMongo, faultPostgres, faultLock, faultKafka}
 
-// redelivers says whether a fault may make the group read records again that were already
-// written or dead-lettered (at-least-once): a dead letter may then be written twice.
-func (k faultKind) redelivers() bool {
-	return k == faultKill9 || k == faultSigstop || k == faultKafka
-}
-
 // needsStack says whether the fault stops a service of the local stack.
 func (k faultKind) needsStack() bool {
 	return k == faultMongo || k == faultPostgres || k == faultLock || k == faultKafka
@@ -93,11 +87,11 @@ type plan struct {
 	batchWait     time.Duration
 	concurrency   int
 	mongoTimeout  time.Duration
-	replicas      int           // `run` processes started at first
-	importFirst   bool          // chunk 0 is synced by `statesync import` before `run` starts
-	importKill    bool          // ... whose first attempt is killed -9 midway,
-	killImportAt  time.Duration // this long after it started writing
-	allowDLT      bool          // import --allow-dead-letters
+	replicas      int     // `run` processes started at first
+	importFirst   bool    // chunk 0 is synced by `statesync import` before `run` starts
+	importKill    bool    // ... whose first attempt is killed -9 midway,
+	killImportAt  float64 // once it consumed this share of chunk 0's records (or at once if it finished)
+	allowDLT      bool    // import --allow-dead-letters
 	faults        []fault
 	msgs          []*modelMsg // in production order
 	chunks        []int       // chunk i is msgs[chunks[i]:chunks[i+1]]
@@ -211,7 +205,7 @@ func newPlan(seed uint64, id string, anchor time.Time) *plan {
 	}
 	p.importFirst = rng.IntN(4) == 0
 	p.importKill = p.importFirst && rng.IntN(2) == 0
-	p.killImportAt = time.Duration(rng.IntN(1500)) * time.Millisecond
+	p.killImportAt = 0.05 + 0.7*rng.Float64()
 	p.allowDLT = rng.IntN(2) == 0
 	withDecimal := rng.IntN(4) == 0
 
@@ -300,16 +294,25 @@ func (p *plan) counts() (good, poison int) {
 	return
 }
 
-func (p *plan) redelivers() bool {
+// redeliveredUpTo is the last chunk a fault may make the group read again (-1: none): a record
+// of a later chunk is consumed once. Fault i comes after chunk i; a killed replica's successor's
+// and a frozen replica's re-reads start at the last commit, before chunk i+1. After a Kafka
+// restart chunk i+1 is produced at once, and the group may learn only later that the assignment
+// it read it with was lost.
+func (p *plan) redeliveredUpTo() int {
+	last := -1
 	if p.importKill {
-		return true
+		last = 0
 	}
-	for _, f := range p.faults {
-		if f.kind.redelivers() {
-			return true
+	for i, f := range p.faults {
+		switch f.kind {
+		case faultKafka:
+			last = max(last, i+1)
+		case faultKill9, faultSigstop:
+			last = max(last, i)
 		}
 	}
-	return false
+	return last
 }
 
 func (p *plan) has(k faultKind) bool {
