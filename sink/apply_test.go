@@ -40,19 +40,19 @@ func (f *fakeWriter) Write(_ context.Context, coll string, recs []record.Record)
 	defer f.mu.Unlock()
 	f.calls++
 	if f.down {
-		return Result{}, &RecoverableError{Err: errors.New("connection refused")}
+		return Result{}, errors.New("connection refused")
 	}
 	if f.locked[coll] {
-		return Result{}, &RecoverableError{Err: errors.New("(InternalError) canceling statement due to lock timeout")}
+		return Result{}, errors.New("(InternalError) canceling statement due to lock timeout")
 	}
 	for _, r := range recs {
 		if f.timeout[r.ID] {
-			return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write: %w", context.DeadlineExceeded)}
+			return Result{}, fmt.Errorf("bulk write: %w", context.DeadlineExceeded)
 		}
 	}
 	for _, r := range recs {
 		if f.breaks[r.ID] || f.breakAt[r.Msg.Offset] {
-			return Result{}, &RecoverableError{Err: errors.New("connection reset by peer")}
+			return Result{}, errors.New("connection reset by peer")
 		}
 	}
 	var res Result
@@ -212,7 +212,7 @@ func (w *wedgedWriter) Write(ctx context.Context, coll string, recs []record.Rec
 	wedged := w.healAfter > 0
 	w.mu.Unlock()
 	if wedged {
-		return Result{}, &RecoverableError{Err: errors.New("incomplete read of message header")}
+		return Result{}, errors.New("incomplete read of message header")
 	}
 	return w.fakeWriter.Write(ctx, coll, recs)
 }

@@ -1,6 +1,6 @@
 // Package sink writes batches of decoded state records to MongoDB as one
 // unordered bulk of ReplaceOne(upsert) and DeleteOne models, and classifies
-// what goes wrong: a RecoverableError means "retry the whole batch later"
+// what goes wrong: an error from Write means "retry the whole batch later"
 // (replaying a batch is idempotent), a Rejection means "this one record can
 // never be written as it is" (it goes to the dead-letter topic). The rules
 // are docs/design.md "Write semantics".
@@ -147,24 +147,13 @@ type Rejection struct {
 	Err   *record.PoisonError
 }
 
-// RecoverableError is a failure of the whole batch that may pass on retry:
-// network, timeout, no primary, shutdown, write concern. Nothing in the
-// batch may be considered written.
-type RecoverableError struct{ Err error }
-
-func (e *RecoverableError) Error() string { return e.Err.Error() }
-func (e *RecoverableError) Unwrap() error { return e.Err }
-
-// IsRecoverable reports whether err says "retry the batch".
-func IsRecoverable(err error) bool {
-	var r *RecoverableError
-	return errors.As(err, &r)
-}
-
 // Write applies records (distinct IDs; the batcher collapses duplicates, as
 // an unordered bulk may apply two operations on one _id in any order) to
 // collection. A nil error means every record is written, skipped as stale,
-// or listed in Result.Rejected. A non-nil error is a *RecoverableError.
+// or listed in Result.Rejected. A non-nil error is a failure of the whole
+// batch that may pass on retry (network, timeout, no primary, shutdown,
+// write concern, a server code not known to be the document's): nothing in
+// the batch may be considered written.
 func (s *Sink) Write(ctx context.Context, collection string, recs []record.Record) (Result, error) {
 	chunk := len(recs)
 	if s.opts.MaxBulkOps > 0 && chunk > s.opts.MaxBulkOps {
@@ -186,7 +175,7 @@ func (s *Sink) Write(ctx context.Context, collection string, recs []record.Recor
 			defer wg.Done()
 			for i := range next {
 				if ctx.Err() != nil {
-					errs[i] = &RecoverableError{Err: ctx.Err()}
+					errs[i] = ctx.Err()
 					continue
 				}
 				start := i * chunk
@@ -228,10 +217,10 @@ func (s *Sink) write(ctx context.Context, collection string, recs []record.Recor
 	}
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) {
-		return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+		return Result{}, fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)
 	}
 	if bwe.WriteConcernError != nil {
-		return Result{}, &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)}
+		return Result{}, fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, err)
 	}
 	replaces, replaceErrs := 0, 0
 	for i := range recs {
@@ -273,7 +262,7 @@ func (s *Sink) tally(ctx context.Context, res *Result, collection string, recs [
 			// newer document of this _id is stored.
 			newer, err := s.storedIsNewer(ctx, collection, &recs[we.Index])
 			if err != nil {
-				return &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: checking a duplicate key: %w", len(recs), collection, err)}
+				return fmt.Errorf("bulk write of %d to %s: checking a duplicate key: %w", len(recs), collection, err)
 			}
 			if !newer {
 				v = reject
@@ -283,7 +272,7 @@ func (s *Sink) tally(ctx context.Context, res *Result, collection string, recs [
 		case fenced:
 			res.Skipped++
 		case retry:
-			return &RecoverableError{Err: fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, bwe)}
+			return fmt.Errorf("bulk write of %d to %s: %w", len(recs), collection, bwe)
 		case reject:
 			res.Rejected = append(res.Rejected, rejection(we.Index, we.WriteError))
 		}

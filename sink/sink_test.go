@@ -218,15 +218,15 @@ func TestStaleGuardKeepsTheNewerDocument(t *testing.T) {
 	})
 }
 
-func TestUnreachableDatabaseIsRecoverable(t *testing.T) {
+func TestAnUnreachableDatabaseFailsTheWholeWrite(t *testing.T) {
 	s, err := Connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200", Options{Database: "x", Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	_, err = s.Write(context.Background(), "user", []record.Record{rec(t, bson.NewObjectID(), "x", time.Time{}, 1)})
-	if !IsRecoverable(err) {
-		t.Fatalf("err = %v, want a RecoverableError", err)
+	res, err := s.Write(context.Background(), "user", []record.Record{rec(t, bson.NewObjectID(), "x", time.Time{}, 1)})
+	if err == nil || len(res.Rejected) > 0 {
+		t.Fatalf("err = %v, rejected %v: want the write failed as a whole (retried), nothing rejected", err, res.Rejected)
 	}
 }
 
