@@ -56,35 +56,87 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 	if err := e.load(n); err != nil {
 		return err
 	}
-	origin, class, dryRun, toMongo := &f.origin, &f.class, &f.dryRun, &f.toMongo
-	now := time.Now()
-	from, err := parseWhen(f.since, now)
+	filter, err := f.filter(time.Now())
 	if err != nil {
-		return usageError("--since: %v", err)
+		return err
 	}
-	to, err := parseWhen(f.until, now)
+	apply, closeTarget, err := replayTarget(ctx, e, f)
 	if err != nil {
-		return usageError("--until: %v", err)
+		return err
 	}
-	keep := func(d deadletter.Letter) bool {
-		return (*origin == "" || d.Topic == *origin) && (*class == "" || d.Class == *class) &&
-			(from.IsZero() || !d.At.Before(from)) && (to.IsZero() || d.At.Before(to))
-	}
+	defer closeTarget()
 
-	var apply func(ctx context.Context, d deadletter.Letter) error
+	letters, err := deadletter.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, brokerWait, e.kafkaLogging())
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: exitFailure, msg: "interrupted while reading " + e.cfg.DLTTopic + ": nothing replayed"}
+		}
+		return unreachable(err)
+	}
+	sel := deadletter.Select(letters, filter)
+	for _, u := range sel.Unreadable {
+		fmt.Fprintf(e.stdout, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", u.Msg.Topic, u.Msg.Partition, u.Msg.Offset, u.Err)
+	}
+	verb := "replay"
+	if f.dryRun {
+		verb = "would replay"
+	}
+	replayed, superseded, failed := 0, 0, len(sel.Unreadable)
+	for _, c := range sel.Matched {
+		m, d := c.Msg, c.Letter
+		if n := c.SupersededBy; n != nil {
+			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: superseded by the newer dead letter %s[%d]@%d of key %s\n", m.Topic, m.Partition, m.Offset, n.Topic, n.Partition, n.Offset, d.Key)
+			superseded++
+			continue
+		}
+		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
+		if err := apply(ctx, d); err != nil {
+			fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", line, err)
+			failed++
+			continue
+		}
+		fmt.Fprintln(e.stdout, line)
+		replayed++
+	}
+	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d superseded, %d failed%s\n",
+		len(letters), e.cfg.DLTTopic, len(sel.Matched), replayed, superseded, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[f.dryRun])
+	if failed > 0 {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d dead letters could not be replayed", failed)}
+	}
+	return nil
+}
+
+// filter is the selection the flags ask for; a duration counts back from now.
+func (f replayFlags) filter(now time.Time) (deadletter.Filter, error) {
+	since, err := parseWhen(f.since, now)
+	if err != nil {
+		return deadletter.Filter{}, usageError("--since: %v", err)
+	}
+	until, err := parseWhen(f.until, now)
+	if err != nil {
+		return deadletter.Filter{}, usageError("--until: %v", err)
+	}
+	return deadletter.Filter{Topic: f.origin, Class: f.class, Since: since, Until: until}, nil
+}
+
+// replayTarget is where a replay sends a dead letter's original: nowhere
+// (--dry-run), straight into MongoDB (--to-mongo), or back to its origin
+// topic. closeTarget releases the client it opened.
+func replayTarget(ctx context.Context, e *env, f replayFlags) (apply func(context.Context, deadletter.Letter) error, closeTarget func(), err error) {
 	switch {
-	case *dryRun:
-		apply = func(context.Context, deadletter.Letter) error { return nil }
-	case *toMongo:
+	case f.dryRun:
+		return func(context.Context, deadletter.Letter) error { return nil }, func() {}, nil
+	case f.toMongo:
 		db, err := connectSink(e.cfg)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer db.Close(context.Background())
+		closeDB := func() { _ = db.Close(context.Background()) }
 		if err := checkMongo(ctx, db, e.cfg, mongoAddresses(e.cfg.MongoURI)); err != nil {
-			return err
+			closeDB()
+			return nil, nil, err
 		}
-		apply = func(ctx context.Context, d deadletter.Letter) error {
+		return func(ctx context.Context, d deadletter.Letter) error {
 			rec, err := record.Decode(d.Original, record.DecodeOptions{})
 			if err != nil {
 				return fmt.Errorf("still poison: %w", err)
@@ -97,80 +149,16 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 				return res.Rejected[0].Err
 			}
 			return nil
-		}
+		}, closeDB, nil
 	default:
 		p, err := offsets.NewProducer(e.cfg.KafkaConfig(), "dlt-replay", e.kafkaLogging())
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer p.Close(10 * time.Second)
-		apply = func(ctx context.Context, d deadletter.Letter) error {
+		return func(ctx context.Context, d deadletter.Letter) error {
 			return p.Produce(ctx, d.Topic, d.Original.Key, d.Original.Value, d.Original.Headers)
-		}
+		}, func() { p.Close(10 * time.Second) }, nil
 	}
-
-	letters, err := deadletter.ReadTopic(ctx, e.cfg.KafkaConfig(), e.cfg.DLTTopic, brokerWait, e.kafkaLogging())
-	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{code: exitFailure, msg: "interrupted while reading " + e.cfg.DLTTopic + ": nothing replayed"}
-		}
-		return unreachable(err)
-	}
-	// A key's newest dead letter supersedes its older ones: a state topic
-	// keeps only the last record of a key, and a replayed record that fails
-	// again is dead-lettered anew, so a second replay over the same window
-	// would otherwise send it twice, and an older state after a newer one.
-	type letter struct {
-		m record.Message
-		d deadletter.Letter
-	}
-	var picked []letter
-	newest := map[[2]string]int{} // origin topic, key -> index in picked
-	var matched, replayed, superseded, failed int
-	for _, m := range letters {
-		d, err := deadletter.Parse(m.Key, m.Value, m.Headers)
-		if err != nil {
-			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", m.Topic, m.Partition, m.Offset, err)
-			failed++
-			continue
-		}
-		if !keep(d) {
-			continue
-		}
-		matched++
-		picked = append(picked, letter{m, d})
-		k := [2]string{d.Topic, string(d.Key)}
-		if i, ok := newest[k]; !ok || !d.At.Before(picked[i].d.At) {
-			newest[k] = len(picked) - 1
-		}
-	}
-	for i, l := range picked {
-		m, d := l.m, l.d
-		verb := "replay"
-		if *dryRun {
-			verb = "would replay"
-		}
-		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
-		if j := newest[[2]string{d.Topic, string(d.Key)}]; j != i {
-			n := picked[j].m
-			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: superseded by the newer dead letter %s[%d]@%d of key %s\n", m.Topic, m.Partition, m.Offset, n.Topic, n.Partition, n.Offset, d.Key)
-			superseded++
-			continue
-		}
-		if err := apply(ctx, d); err != nil {
-			fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", line, err)
-			failed++
-			continue
-		}
-		fmt.Fprintln(e.stdout, line)
-		replayed++
-	}
-	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d superseded, %d failed%s\n",
-		len(letters), e.cfg.DLTTopic, matched, replayed, superseded, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[*dryRun])
-	if failed > 0 {
-		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d dead letters could not be replayed", failed)}
-	}
-	return nil
 }
 
 func parseWhen(s string, now time.Time) (time.Time, error) {
