@@ -28,6 +28,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/codr/statesync/deadletter"
 	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/test/testenv"
 )
@@ -1162,7 +1163,7 @@ func (r *modelRun) checkDeadLetters(res *seedResult) {
 	res.letters = len(letters)
 	seen := map[string]int{}
 	for _, l := range letters {
-		info, err := record.ParseDeadLetter(l.Key, l.Value, kafkaHeaders(l.Headers))
+		info, err := deadletter.Parse(l.Key, l.Value, kafkaHeaders(l.Headers))
 		if err != nil {
 			t.Errorf("dead letter at offset %d: %v", l.TopicPartition.Offset, err)
 			continue
