@@ -1,7 +1,7 @@
 // Package record turns Kafka state messages (codr.state.<entity>) into BSON
-// documents ready for MongoDB, and builds and parses the dead letters of the
-// ones that cannot be written (docs/design.md "Wire format" and "Dead
-// letters"). It is pure: no network, no clock of its own.
+// documents ready for MongoDB (docs/design.md "Wire format"); one that can
+// never be written is a *PoisonError, whose dead letter package deadletter
+// builds. It is pure: no network, no clock of its own.
 package record
 
 import (
