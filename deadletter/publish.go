@@ -31,6 +31,7 @@ type Publisher struct {
 	Log   *zap.Logger
 	// Metrics: statesync_dead_letter_blocked is 1 while Blocked is true,
 	// statesync_dead_letter_failures_total counts the failed publishes.
+	// nil: metrics.New(nil), recorded nowhere.
 	Metrics *metrics.Metrics
 	// StaleAfter: a partition whose last publish failed this long ago, with
 	// no attempt since, no longer counts as waiting (it was given up, e.g.
@@ -110,9 +111,7 @@ func (d *Publisher) outcome(ctx context.Context, o origin, err error) {
 	case ctx.Err() != nil:
 		delete(d.waiting, o) // abandoned (revoked, shutting down): this partition no longer waits here
 	default:
-		if d.Metrics != nil {
-			d.Metrics.DeadLetterFailures.Inc()
-		}
+		d.metrics().DeadLetterFailures.Inc()
 		if d.waiting == nil {
 			d.waiting = map[origin]failure{}
 		}
@@ -126,15 +125,20 @@ func (d *Publisher) outcome(ctx context.Context, o origin, err error) {
 	d.setGauge()
 }
 
-func (d *Publisher) setGauge() {
+// metrics is d.Metrics, made once when none was given; d.mu is held.
+func (d *Publisher) metrics() *metrics.Metrics {
 	if d.Metrics == nil {
-		return
+		d.Metrics = metrics.New(nil)
 	}
+	return d.Metrics
+}
+
+func (d *Publisher) setGauge() {
 	v := 0.0
 	if len(d.waiting) > 0 {
 		v = 1
 	}
-	d.Metrics.DeadLetterBlocked.Set(v)
+	d.metrics().DeadLetterBlocked.Set(v)
 }
 
 // DeadLetter publishes m's dead letter and waits for the acknowledgement.
