@@ -18,8 +18,9 @@ import (
 	"github.com/codr/statesync/statelog"
 )
 
-// DeadLetterer publishes a dead letter and returns once the broker has
-// acknowledged it.
+// DeadLetterer publishes a dead letter once: nil when the broker has
+// acknowledged it, else the error (the Applier retries until it passes).
+// deadletter.Publisher is one; sink itself knows nothing of Kafka.
 type DeadLetterer interface {
 	DeadLetter(ctx context.Context, m record.Message, cause *record.PoisonError) error
 }
