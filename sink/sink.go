@@ -345,28 +345,35 @@ func (s *Sink) model(r *record.Record) mongo.WriteModel {
 	return mongo.NewReplaceOneModel().SetFilter(s.filter(r)).SetReplacement(s.document(r)).SetUpsert(true)
 }
 
-// document is the payload plus the sync metadata field.
-func (s *Sink) document(r *record.Record) bson.Raw {
-	if s.opts.SyncField == "" {
+// document is the document s writes for r.
+func (s *Sink) document(r *record.Record) bson.Raw { return Document(r, s.opts.SyncField) }
+
+// Document is the document statesync writes for r (not a tombstone): its
+// payload and, unless syncField is "", the sync metadata under syncField
+// (topic, partition, offset, and processedAt and traceId when r has them),
+// which replaces a payload field of that name (docs/design.md "Write
+// semantics").
+func Document(r *record.Record, syncField string) bson.Raw {
+	if syncField == "" {
 		return r.Doc
 	}
 	doc := bsoncore.Document(r.Doc)
 	var out []byte
 	var idx int32
-	if _, err := doc.LookupErr(s.opts.SyncField); err != nil {
+	if _, err := doc.LookupErr(syncField); err != nil {
 		// The usual case: the payload's elements as they are, in one copy.
 		out = append(make([]byte, 0, len(doc)+len(r.Msg.Topic)+len(r.TraceID)+128), doc[:len(doc)-1]...)
 	} else {
 		idx, out = bsoncore.AppendDocumentStart(make([]byte, 0, len(doc)+128))
 		elems, _ := doc.Elements()
 		for _, e := range elems {
-			if e.Key() == s.opts.SyncField {
+			if e.Key() == syncField {
 				continue // ours wins over a payload field of the same name
 			}
 			out = append(out, e...)
 		}
 	}
-	mi, out := bsoncore.AppendDocumentElementStart(out, s.opts.SyncField)
+	mi, out := bsoncore.AppendDocumentElementStart(out, syncField)
 	out = bsoncore.AppendStringElement(out, "topic", r.Msg.Topic)
 	out = bsoncore.AppendInt32Element(out, "partition", r.Msg.Partition)
 	out = bsoncore.AppendInt64Element(out, "offset", r.Msg.Offset)

@@ -32,13 +32,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/dataset"
 	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
+	"github.com/codr/statesync/sink"
 )
 
 func main() {
@@ -114,21 +114,6 @@ func (d *dataFlags) message(i int, partition int32, offset int64, now time.Time)
 			{Key: "processedAt", Value: []byte(now.UTC().Format(time.RFC3339Nano))},
 		},
 	}
-}
-
-// withSync is the document as statesync writes it: payload + _sync metadata.
-func withSync(r *record.Record) bson.Raw {
-	idx, out := bsoncore.AppendDocumentStart(make([]byte, 0, len(r.Doc)+128))
-	out = append(out, r.Doc[4:len(r.Doc)-1]...)
-	mi, out := bsoncore.AppendDocumentElementStart(out, "_sync")
-	out = bsoncore.AppendStringElement(out, "topic", r.Msg.Topic)
-	out = bsoncore.AppendInt32Element(out, "partition", r.Msg.Partition)
-	out = bsoncore.AppendInt64Element(out, "offset", r.Msg.Offset)
-	out = bsoncore.AppendDateTimeElement(out, "processedAt", r.ProcessedAt.UnixMilli())
-	out = bsoncore.AppendStringElement(out, "traceId", r.TraceID)
-	out, _ = bsoncore.AppendDocumentEnd(out, mi)
-	out, _ = bsoncore.AppendDocumentEnd(out, idx)
-	return bson.Raw(out)
 }
 
 // mongoFlags are the --uri and --db flags of the subcommands that use MongoDB.
@@ -231,7 +216,7 @@ func cmdCeiling(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("decode record %d: %w", i, err)
 		}
-		docs[i], ids[i] = withSync(&r), r.ID
+		docs[i], ids[i] = sink.Document(&r, "_sync"), r.ID
 	}
 	fmt.Fprintf(os.Stderr, "ceiling: %d documents built in %s\n", d.n, time.Since(t0).Round(time.Millisecond))
 
