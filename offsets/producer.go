@@ -32,6 +32,11 @@ func NewProducer(props map[string]string, role string, l Logging) (*Producer, er
 	setDefault(cm, "linger.ms", "5")
 	setDefault(cm, "message.max.bytes", strconv.Itoa(32<<20))
 	setDefault(cm, "compression.type", "lz4")
+	// Topics are created by `statesync topics create` with the conventions'
+	// settings, never by a produce: librdkafka's producer default (true)
+	// would let a broker with auto.create.topics.enable re-create a deleted
+	// dead-letter topic with its defaults instead of the partition waiting.
+	setDefault(cm, "allow.auto.create.topics", "false")
 	Prepare(cm, role)
 	// The Go client sizes these channels at a million entries each (24 MiB
 	// of heap held for the process's life); Produce here passes its own
