@@ -665,6 +665,11 @@ func (c *Consumer) startAt(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		switch {
 		case ktp.Offset >= 0:
 			ktps[i].Offset = ktp.Offset
+			if p != nil {
+				// Everything before the committed offset is written: a
+				// partition committed to its end is imported already.
+				p.stored = int64(ktp.Offset)
+			}
 		case p != nil && p.end >= 0:
 			ktps[i].Offset = kafka.Offset(p.low)
 		}

@@ -258,14 +258,15 @@ func (s *Sink) tally(ctx context.Context, res *Result, collection string, recs [
 		v := classifyWriteError(we.WriteError, s.guarded(&recs[we.Index]))
 		if _, known := duplicateIndex(we.WriteError); v == fenced && !known {
 			// The server did not say which unique index refused the
-			// upsert (FerretDB 1.x): it is the guard's fence only if a
-			// newer document of this _id is stored.
-			newer, err := s.storedIsNewer(ctx, collection, &recs[we.Index])
-			if err != nil {
+			// upsert (FerretDB 1.x): look at what is stored under the _id.
+			stored, newer, err := s.storedUnder(ctx, collection, &recs[we.Index])
+			switch {
+			case err != nil:
 				return fmt.Errorf("bulk write of %d to %s: checking a duplicate key: %w", len(recs), collection, err)
-			}
-			if !newer {
-				v = reject
+			case !stored:
+				v = reject // no document of this _id: another unique index
+			case !newer:
+				v = retry // an upsert of this _id raced ours: the retry matches it
 			}
 		}
 		switch v {
@@ -499,12 +500,19 @@ func duplicateIndex(we mongo.WriteError) (name string, known bool) {
 	return name, true
 }
 
-// storedIsNewer reports whether collection holds r's _id with a
-// processedAt after r's guard: the stale guard's fence.
-func (s *Sink) storedIsNewer(ctx context.Context, collection string, r *record.Record) (bool, error) {
-	n, err := s.collection(collection).CountDocuments(ctx, bson.D{{Key: "_id", Value: r.ID},
-		{Key: s.opts.SyncField + ".processedAt", Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(r.GuardAt())}}}})
-	return n > 0, err
+// storedUnder reports whether collection holds r's _id, and whether with a
+// processedAt after r's guard (the stale guard's fence).
+func (s *Sink) storedUnder(ctx context.Context, collection string, r *record.Record) (stored, newer bool, err error) {
+	raw, err := s.collection(collection).FindOne(ctx, bson.D{{Key: "_id", Value: r.ID}},
+		options.FindOne().SetProjection(bson.D{{Key: s.opts.SyncField + ".processedAt", Value: 1}})).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	at, ok := raw.Lookup(s.opts.SyncField, "processedAt").DateTimeOK()
+	return true, ok && at > r.GuardAt().UnixMilli(), nil
 }
 
 // isTimeout reports whether err is a write that ran out of time, on the
