@@ -130,30 +130,22 @@ func (a *Applier) Apply(ctx context.Context, b *batch.Batch) (Outcome, error) {
 	// A key collapsed to a record that is then dead-lettered is written
 	// again as the collapse of its other records: one by one, the dead
 	// letter would have left the records before it in place.
-	dead := map[bson.ObjectID]map[int64]bool{} // offsets dead-lettered, by key
+	dead := map[int64]bool{} // offsets dead-lettered (a batch is one partition's: offsets are unique)
 	recs := b.Records
 	for len(recs) > 0 {
 		var again []bson.ObjectID // keys dead-lettered in this round
 		onDead := func(r record.Record) {
-			if dead[r.ID] == nil {
-				dead[r.ID] = map[int64]bool{}
-			}
+			dead[r.Msg.Offset] = true
 			if !slices.Contains(again, r.ID) {
 				again = append(again, r.ID)
 			}
-			dead[r.ID][r.Msg.Offset] = true
 		}
 		if err := a.write(ctx, b.Topic, recs, &out, a.o.UnwritableAfter, onDead); err != nil {
 			return out, err
 		}
 		recs = nil
 		for _, id := range again {
-			var rest []record.Record
-			for _, r := range b.Histories[id] {
-				if !dead[id][r.Msg.Offset] {
-					rest = append(rest, r)
-				}
-			}
+			rest := slices.DeleteFunc(slices.Clone(b.Histories[id]), func(r record.Record) bool { return dead[r.Msg.Offset] })
 			if r, ok := batch.Collapse(rest, b.StaleGuard); ok {
 				recs = append(recs, r)
 			}
