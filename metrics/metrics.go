@@ -76,3 +76,22 @@ func RegisterBuildInfo(reg prometheus.Registerer, b Build) {
 		Help:        "Always 1; the labels say which build runs: version, commit, Go and librdkafka versions.",
 		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion, "librdkafka": b.Librdkafka}}).Set(1)
 }
+
+// Sum adds up the samples of the counters and gauges named name that g
+// gathers, whatever their labels.
+func Sum(g prometheus.Gatherer, name string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v, nil
+}

@@ -89,18 +89,9 @@ func TestRecordsFromTheFutureAreCountedAndLoggedOncePerKey(t *testing.T) {
 // metricValue sums the samples of a counter or gauge in reg.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metrics.Sum(reg, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
 	}
 	return v
 }
