@@ -538,8 +538,9 @@ func isTimeout(err error) bool {
 }
 
 // canaryID is the _id of the document a canary writes and deletes at once:
-// the zero ObjectId (a 1970 timestamp), which no entity has.
-var canaryID = bson.ObjectID{}
+// a string, where every entity's _id is an ObjectId (any 24-hex key, the
+// zero one included, is an entity's), so it can never be an entity's.
+const canaryID = "statesync-canary"
 
 // Canary writes to collection a document of its own, then deletes it: an
 // insert (or replace) and a delete that go through the server's whole write

@@ -391,3 +391,20 @@ func TestPostgreSQLCancellationsAreTimeouts(t *testing.T) {
 		t.Error("a dropped connection is taken as a timeout")
 	}
 }
+
+// Regression: the canary's document had the zero ObjectId as _id, which is a
+// canonical key (24 lower-case hex): a canary deleted that entity's document.
+func TestACanaryNeverTouchesAnEntitysDocument(t *testing.T) {
+	s, c := testSink(t, true)
+	ctx := context.Background()
+	zero := bson.ObjectID{}
+	if _, err := s.Write(ctx, "user", []record.Record{rec(t, zero, "zero", time.Time{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Canary(ctx, "user"); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := nameOf(t, c, zero); !ok || n != "zero" {
+		t.Errorf("the entity with key 000000000000000000000000 is %q (stored %v) after a canary, want zero", n, ok)
+	}
+}
