@@ -24,13 +24,20 @@ func main() {
 	pgURL := flag.String("postgresql-url", "postgres://postgres@127.0.0.1:15432/ferretdb", "PostgreSQL connection string")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	ping := flag.String("ping", "", "do not serve: ping the MongoDB server at this URI and exit 0 if it answers")
+	var tl tlsListeners
+	flag.StringVar(&tl.addr, "listen-tls", "", "TLS address to listen on (FerretDB's own TLS listener); empty: none")
+	flag.StringVar(&tl.cert, "listen-tls-cert-file", "", "server certificate (PEM) of the TLS listeners")
+	flag.StringVar(&tl.key, "listen-tls-key-file", "", "server key (PEM) of the TLS listeners")
+	flag.StringVar(&tl.ca, "listen-tls-ca-file", "", "with -listen-tls: CA whose client certificates FerretDB requires there")
+	flag.StringVar(&tl.mtlsAddr, "listen-mtls", "", "a second TLS address that requires a client certificate signed by -listen-mtls-ca-file, forwarded to -listen")
+	flag.StringVar(&tl.mtlsCA, "listen-mtls-ca-file", "", "CA of the client certificates -listen-mtls accepts")
 	flag.Parse()
 
 	var err error
 	if *ping != "" {
 		err = pingServer(*ping)
 	} else {
-		err = serve(*listen, *pgURL, *logLevel)
+		err = serve(*listen, *pgURL, *logLevel, tl)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb-stack: %v\n", err)
@@ -38,7 +45,7 @@ func main() {
 	}
 }
 
-func serve(listen, pgURL, logLevel string) error {
+func serve(listen, pgURL, logLevel string, tl tlsListeners) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: %w", logLevel, err)
@@ -46,7 +53,8 @@ func serve(listen, pgURL, logLevel string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{TCP: listen},
+		Listener: ferretdb.ListenerConfig{TCP: listen, TLS: tl.addr, TLSCertFile: tl.cert, TLSKeyFile: tl.key,
+			TLSCAFile: tl.ca},
 		Logger:        logger,
 		Handler:       "postgresql",
 		PostgreSQLURL: pgURL,
@@ -58,7 +66,16 @@ func serve(listen, pgURL, logLevel string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	logger.Info("ferretdb-stack starting", "addr", listen, "postgresql", pgURL)
+	if tl.mtlsAddr != "" {
+		ln, err := listenMTLS(tl)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		go forward(ctx, ln, listen, logger)
+	}
+
+	logger.Info("ferretdb-stack starting", "addr", listen, "tls", tl.addr, "mtls", tl.mtlsAddr, "postgresql", pgURL)
 	if err := f.Run(ctx); err != nil {
 		return fmt.Errorf("run FerretDB: %w", err)
 	}
