@@ -658,6 +658,8 @@ func TestPrometheusRule(t *testing.T) {
 			"enabled":              true,
 			"deadLetters":          object{"threshold": 0.5, "window": "15m"},
 			"lagGrowing":           object{"threshold": 5000},
+			"stale":                object{"thresholdSeconds": 120, "for": "10m"},
+			"produceToWrittenSlow": object{"window": "5m"},
 			"additionalRuleLabels": object{"team": "platform"},
 		},
 	}))
@@ -680,6 +682,9 @@ func TestPrometheusRule(t *testing.T) {
 		"StatesyncNotReady":       {"statesync_ready", "5m", []string{"== 0"}},
 		"StatesyncMongoDown":      {"statesync_mongo_up", "2m", []string{"== 0"}},
 		"StatesyncCommitsStalled": {"statesync_last_commit_timestamp_seconds", "5m", []string{"time()", "statesync_consumer_lag"}},
+		"StatesyncStale":          {"statesync_oldest_unwritten_seconds", "10m", []string{"max by (namespace, job, topic) (statesync_oldest_unwritten_seconds", "> 120"}},
+		"StatesyncProduceToWrittenSlow": {"statesync_produce_to_written_seconds_bucket", "15m", []string{
+			"histogram_quantile(0.99, sum by (namespace, job, topic, le) (rate(statesync_produce_to_written_seconds_bucket", "[5m]", "> 60"}},
 	}
 	for alert, w := range want {
 		t.Run(alert+" is valid PromQL on its metric, scoped to this release, with the configured thresholds", func(t *testing.T) {
@@ -729,7 +734,18 @@ func TestPrometheusRule(t *testing.T) {
 		for _, r := range got {
 			names = append(names, r.Alert)
 		}
-		if strings.Join(names, ",") != "StatesyncLagGrowing,StatesyncNotReady,StatesyncMongoDown" {
+		if strings.Join(names, ",") != "StatesyncLagGrowing,StatesyncNotReady,StatesyncMongoDown,StatesyncStale,StatesyncProduceToWrittenSlow" {
+			t.Errorf("alerts = %v", names)
+		}
+		docs = mustTemplate(t, chartDir, "rel", merge(minimal(), object{"prometheusRule": object{
+			"enabled": true, "stale": object{"enabled": false}, "produceToWrittenSlow": object{"enabled": false},
+		}}))
+		got = one[*monitoringv1.PrometheusRule](t, docs, "PrometheusRule").Spec.Groups[0].Rules
+		names = nil
+		for _, r := range got {
+			names = append(names, r.Alert)
+		}
+		if strings.Join(names, ",") != "StatesyncDeadLetters,StatesyncLagGrowing,StatesyncNotReady,StatesyncMongoDown,StatesyncCommitsStalled" {
 			t.Errorf("alerts = %v", names)
 		}
 	})
@@ -808,7 +824,7 @@ func TestDashboard(t *testing.T) {
 		}
 	})
 
-	t.Run("it shows every rate, lag by partition, write latency p50 and p99, batch size, in-flight, pauses and ready", func(t *testing.T) {
+	t.Run("it shows every rate, lag by partition, write latency and produce-to-written p50 and p99, the oldest unwritten age, batch size, in-flight, pauses and ready", func(t *testing.T) {
 		all := strings.Join(exprs, "\n")
 		for _, s := range []string{
 			"statesync_records_consumed_total", "statesync_records_written_total", "statesync_records_deleted_total",
@@ -818,12 +834,16 @@ func TestDashboard(t *testing.T) {
 			"histogram_quantile(0.99, sum by (le, topic) (rate(statesync_write_duration_seconds_bucket",
 			"statesync_batch_documents_bucket", "statesync_inflight_batches", "statesync_ready", "statesync_mongo_up",
 			"statesync_write_retries_total", "statesync_partition_pauses_total",
+			"histogram_quantile(0.5, sum by (le, topic) (rate(statesync_produce_to_written_seconds_bucket",
+			"histogram_quantile(0.99, sum by (le, topic) (rate(statesync_produce_to_written_seconds_bucket",
+			"max by (topic) (statesync_oldest_unwritten_seconds",
 		} {
 			if !strings.Contains(all, s) {
 				t.Errorf("no query contains %q", s)
 			}
 		}
-		for _, title := range []string{"Consumer lag by partition", "Write latency p50 / p99", "Batch size (documents)", "In-flight batches", "Dead-lettered records/s"} {
+		for _, title := range []string{"Consumer lag by partition", "Write latency p50 / p99", "Batch size (documents)", "In-flight batches", "Dead-lettered records/s",
+			"Produce → written p50 / p99", "Oldest unwritten record age"} {
 			if !titles[title] {
 				t.Errorf("no panel %q", title)
 			}
