@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/codr/statesync/config"
 	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/offsets"
 )
@@ -51,7 +52,7 @@ func TestReadinessRules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := metrics.New(prometheus.NewRegistry())
-			h := &health{stuckAfter: time.Minute, metrics: m, brokers: "127.0.0.1:1", group: "g"}
+			h := newHealth(config.Config{StuckAfter: time.Minute, KafkaBrokers: "127.0.0.1:1", KafkaGroupID: "g"}, m)
 			h.mongoUp.Store(tc.s.mongo)
 			h.kafkaUp.Store(tc.s.kafka)
 			st := &offsets.Status{}
@@ -79,7 +80,7 @@ func TestReadinessRules(t *testing.T) {
 	}
 
 	t.Run("no consumer yet", func(t *testing.T) {
-		h := &health{metrics: metrics.New(nil)}
+		h := newHealth(config.Config{}, metrics.New(nil))
 		h.mongoUp.Store(true)
 		h.kafkaUp.Store(true)
 		if ok, why := h.ready(); ok {

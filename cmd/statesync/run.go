@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +86,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	mongoCond := &statelog.Condition{Log: log, Fields: []zap.Field{zap.String("hosts", mongoHosts)},
 		Failing:   "MongoDB unreachable (" + mongoHosts + "); writes wait and are retried, nothing is skipped",
 		Recovered: "MongoDB reachable again (" + mongoHosts + ")"}
-	health := &health{stuckAfter: cfg.StuckAfter, metrics: m, brokers: cfg.KafkaBrokers, group: cfg.KafkaGroupID}
+	health := newHealth(cfg, m)
 
 	// /readyz answers from the start: not ready until MongoDB and the
 	// brokers answer and the group is joined.
@@ -350,99 +349,6 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 		case <-time.After(wait - time.Since(start)):
 		}
 	}
-}
-
-// health answers /healthz and /readyz.
-type health struct {
-	mongoUp    atomic.Bool
-	kafkaUp    atomic.Bool                           // the brokers answered the start check
-	dltBlocked atomic.Pointer[func() (bool, string)] // whether records wait for their dead letters, and why
-	status     atomic.Pointer[offsets.Status]        // set once the consumer exists
-	metrics    *metrics.Metrics                      // never nil
-	stuckAfter time.Duration
-	brokers    string
-	group      string
-}
-
-// setDeadLetters gives readiness the dead-letter publisher's report
-// (deadletter.Publisher.Blocked).
-func (h *health) setDeadLetters(blocked func() (bool, string)) { h.dltBlocked.Store(&blocked) }
-
-func (h *health) setMongo(up bool) {
-	h.mongoUp.Store(up)
-	h.metrics.MongoUp.Set(b2f(up))
-}
-
-// watchMongo pings MongoDB every 2 s: readiness, statesync_mongo_up, and
-// the log lines when it becomes unreachable, stays so, and answers again.
-func (h *health) watchMongo(ctx context.Context, db *sink.Sink, cond *statelog.Condition) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		err := db.Ping(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		h.setMongo(err == nil)
-		if err == nil {
-			cond.OK()
-		} else {
-			cond.Failed(err)
-		}
-		h.ready() // keeps statesync_ready current where nothing probes /readyz (the sidecar)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// ready: MongoDB answers, the brokers answered and the group was joined
-// (an assignment received, possibly empty), dead letters can be published,
-// and it is not stuck.
-func (h *health) ready() (bool, string) {
-	ok, why := h.check()
-	h.metrics.Ready.Set(b2f(ok))
-	return ok, why
-}
-
-func (h *health) check() (bool, string) {
-	if !h.mongoUp.Load() {
-		return false, "MongoDB unreachable"
-	}
-	if !h.kafkaUp.Load() {
-		return false, fmt.Sprintf("Kafka brokers %s have not answered yet", h.brokers)
-	}
-	st := h.status.Load()
-	if st == nil || !st.Subscribed.Load() {
-		return false, "not subscribed yet"
-	}
-	if !st.Joined.Load() {
-		return false, fmt.Sprintf("joining consumer group %s: no assignment received yet", h.group)
-	}
-	if f := h.dltBlocked.Load(); f != nil {
-		if blocked, why := (*f)(); blocked {
-			return false, why + "; those partitions wait, nothing is skipped"
-		}
-	}
-	if last := st.LastProgress.Load(); st.Lag.Load() > 0 && last > 0 &&
-		time.Since(time.Unix(0, last)) > h.stuckAfter {
-		return false, fmt.Sprintf("stuck: no progress for %s with lag %d", h.stuckAfter, st.Lag.Load())
-	}
-	if st.Assigned.Load() == 0 {
-		// A standby (more members than partitions, or no topic matches
-		// yet): it is in the group and takes partitions at the next rebalance.
-		return true, "ready: group joined, no partition assigned"
-	}
-	return true, "ready"
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func serveHTTP(addr string, reg *prometheus.Registry, h *health, log *zap.Logger) (*http.Server, error) {
