@@ -238,83 +238,24 @@ type Letter struct {
 // value's headers, else from the Kafka headers; "partion" is accepted for
 // "partition".
 func Parse(key, value []byte, headers []record.Header) (Letter, error) {
-	// Maps, not a struct: a repeated "headers" is then replaced, not merged,
-	// and names match exactly, as JSON.parse reads them.
-	var top map[string]json.RawMessage
-	var dl struct {
-		Headers map[string]json.RawMessage
-		Record  json.RawMessage
-	}
-	err := json.Unmarshal(value, &top)
-	if h, ok := top["headers"]; err == nil && ok {
-		err = json.Unmarshal(h, &dl.Headers)
-	}
+	f, raw, err := splitLetter(value, headers)
 	if err != nil {
-		return Letter{}, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
+		return Letter{}, err
 	}
-	if dl.Record = top["record"]; dl.Record == nil {
-		return Letter{}, errors.New("dead letter has no \"record\"")
-	}
-	str := func(name string) (string, bool) {
-		if raw, ok := dl.Headers[name]; ok && string(raw) != "null" {
-			var s string
-			if json.Unmarshal(raw, &s) == nil {
-				return s, true
-			}
-			return string(raw), true
-		}
-		if v, ok := record.LastHeader(headers, name); ok {
-			return string(v), true
-		}
-		return "", false
-	}
-	num := func(names ...string) (int64, error) {
-		for _, name := range names {
-			if raw, ok := dl.Headers[name]; ok && string(raw) != "null" {
-				var n json.Number
-				if err := json.Unmarshal(raw, &n); err != nil {
-					var s string
-					if json.Unmarshal(raw, &s) != nil {
-						return 0, fmt.Errorf("dead letter header %s %s is not a number", name, raw)
-					}
-					n = json.Number(s)
-				}
-				return strconv.ParseInt(string(n), 10, 64)
-			}
-		}
-		for _, name := range names {
-			if v, ok := record.LastHeader(headers, name); ok {
-				return strconv.ParseInt(string(v), 10, 64)
-			}
-		}
-		return 0, fmt.Errorf("dead letter has no %s header", names[0])
-	}
-
 	var info Letter
 	var ok bool
-	if info.Topic, ok = str(HeaderTopic); !ok || info.Topic == "" {
+	if info.Topic, ok = f.str(HeaderTopic); !ok || info.Topic == "" {
 		return Letter{}, errors.New("dead letter has no origin topic header")
 	}
-	p, err := num(HeaderPartition, HeaderPartitionSeed)
+	p, err := f.num(HeaderPartition, HeaderPartitionSeed)
 	if err != nil || p < 0 || p > 1<<31-1 {
 		return Letter{}, fmt.Errorf("dead letter partition: %v", err)
 	}
 	info.Partition = int32(p)
-	if info.Offset, err = num(HeaderOffset); err != nil {
+	if info.Offset, err = f.num(HeaderOffset); err != nil {
 		return Letter{}, fmt.Errorf("dead letter offset: %w", err)
 	}
 	info.Key = key
-	// IMessage headers: the Kafka header first, as it keeps the exact bytes.
-	imHeader := func(name string) (string, bool) {
-		if v, ok := record.LastHeader(headers, name); ok {
-			return string(v), true
-		}
-		return str(name)
-	}
-	imKey, hasKey := imHeader(record.HeaderKey)
-	traceID, hasTrace := imHeader(record.HeaderTraceID)
-	processedAt, hasProcessedAt := imHeader(record.HeaderProcessedAt)
-	info.TraceID, info.ProcessedAt = traceID, processedAt
 	if v, ok := record.LastHeader(headers, HeaderErrorClass); ok {
 		info.Class = string(v)
 	}
@@ -326,38 +267,126 @@ func Parse(key, value []byte, headers []record.Header) (Letter, error) {
 			return Letter{}, fmt.Errorf("dead letter error.at %q: %w", v, err)
 		}
 	}
-
-	encoding, _ := str(HeaderRecordEncoding)
-	var orig []byte
-	switch encoding {
-	case RecordTombstone:
-	case RecordString, RecordBase64:
-		var s string
-		if err := json.Unmarshal(dl.Record, &s); err != nil {
-			return Letter{}, fmt.Errorf("dead letter record with encoding %s is not a string: %w", encoding, err)
-		}
-		if encoding == RecordString {
-			orig = []byte(s)
-		} else if orig, err = base64.StdEncoding.DecodeString(s); err != nil {
-			return Letter{}, fmt.Errorf("dead letter record is not base64: %w", err)
-		}
-	case RecordJSON, "":
-		if string(dl.Record) != "null" || encoding == RecordJSON {
-			orig = dl.Record
-		}
-	default:
-		return Letter{}, fmt.Errorf("dead letter recordEncoding %q is unknown: want json, string, base64 or tombstone", encoding)
+	encoding, _ := f.str(HeaderRecordEncoding)
+	orig, err := originalValue(encoding, raw)
+	if err != nil {
+		return Letter{}, err
 	}
-
 	info.Original = record.Message{Topic: info.Topic, Partition: info.Partition, Offset: info.Offset, Key: key, Value: orig}
-	if hasKey {
-		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderKey, Value: []byte(imKey)})
-	}
-	if hasTrace {
-		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderTraceID, Value: []byte(traceID)})
-	}
-	if hasProcessedAt {
-		info.Original.Headers = append(info.Original.Headers, record.Header{Key: record.HeaderProcessedAt, Value: []byte(processedAt)})
+	// IMessage headers: the Kafka header first, as it keeps the exact bytes.
+	for _, name := range []string{record.HeaderKey, record.HeaderTraceID, record.HeaderProcessedAt} {
+		v, ok := record.LastHeader(headers, name)
+		if !ok {
+			var s string
+			if s, ok = f.str(name); ok {
+				v = []byte(s)
+			}
+		}
+		if !ok {
+			continue
+		}
+		info.Original.Headers = append(info.Original.Headers, record.Header{Key: name, Value: v})
+		switch name {
+		case record.HeaderTraceID:
+			info.TraceID = string(v)
+		case record.HeaderProcessedAt:
+			info.ProcessedAt = string(v)
+		}
 	}
 	return info, nil
+}
+
+// letterFields finds a dead letter's fields: in its value's "headers"
+// first, then in its Kafka headers.
+type letterFields struct {
+	value map[string]json.RawMessage // the value's "headers"
+	kafka []record.Header
+}
+
+// splitLetter reads a dead letter's value: its "headers" and its "record".
+// Maps, not a struct: a repeated "headers" is then replaced, not merged, and
+// names match exactly, as JSON.parse reads them.
+func splitLetter(value []byte, headers []record.Header) (letterFields, json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	f := letterFields{kafka: headers}
+	err := json.Unmarshal(value, &top)
+	if h, ok := top["headers"]; err == nil && ok {
+		err = json.Unmarshal(h, &f.value)
+	}
+	if err != nil {
+		return f, nil, fmt.Errorf("dead letter value is not {\"headers\": {...}, \"record\": ...}: %w", err)
+	}
+	raw := top["record"]
+	if raw == nil {
+		return f, nil, errors.New("dead letter has no \"record\"")
+	}
+	return f, raw, nil
+}
+
+// str is a string field: a JSON string's value, any other JSON verbatim.
+func (f letterFields) str(name string) (string, bool) {
+	if raw, ok := f.value[name]; ok && string(raw) != "null" {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+		return string(raw), true
+	}
+	if v, ok := record.LastHeader(f.kafka, name); ok {
+		return string(v), true
+	}
+	return "", false
+}
+
+// num is an integer field under the first of names present: a JSON number
+// or a string holding one.
+func (f letterFields) num(names ...string) (int64, error) {
+	for _, name := range names {
+		if raw, ok := f.value[name]; ok && string(raw) != "null" {
+			var n json.Number
+			if err := json.Unmarshal(raw, &n); err != nil {
+				var s string
+				if json.Unmarshal(raw, &s) != nil {
+					return 0, fmt.Errorf("dead letter header %s %s is not a number", name, raw)
+				}
+				n = json.Number(s)
+			}
+			return strconv.ParseInt(string(n), 10, 64)
+		}
+	}
+	for _, name := range names {
+		if v, ok := record.LastHeader(f.kafka, name); ok {
+			return strconv.ParseInt(string(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("dead letter has no %s header", names[0])
+}
+
+// originalValue is the origin message's value from a letter's "record" in
+// its recordEncoding (none: JSON, a null record a tombstone).
+func originalValue(encoding string, raw json.RawMessage) ([]byte, error) {
+	switch encoding {
+	case RecordTombstone:
+		return nil, nil
+	case RecordString, RecordBase64:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("dead letter record with encoding %s is not a string: %w", encoding, err)
+		}
+		if encoding == RecordString {
+			return []byte(s), nil
+		}
+		orig, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter record is not base64: %w", err)
+		}
+		return orig, nil
+	case RecordJSON, "":
+		if string(raw) != "null" || encoding == RecordJSON {
+			return raw, nil
+		}
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("dead letter recordEncoding %q is unknown: want json, string, base64 or tombstone", encoding)
+	}
 }
