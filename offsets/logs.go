@@ -125,6 +125,9 @@ func zapLevel(level int) zapcore.Level {
 
 func (w *Watch) line(e kafka.LogEvent) {
 	fields := []zap.Field{zap.String("client", w.role), zap.String("tag", e.Tag), zap.Int("syslog_level", e.Level)}
+	if refused(w.log(), w.role, e.Message) { // credentials or TLS, not reachability: see secure.go
+		return
+	}
 	if connectionLine(e) {
 		w.log().Debug("librdkafka: "+e.Message, fields...)
 		w.suspect(errors.New(e.Message))
@@ -150,6 +153,9 @@ func (w *Watch) Event(err kafka.Error) bool {
 	if err.IsFatal() {
 		w.log().Error("Kafka client fatal error", zap.String("client", w.role), zap.String("code", err.Code().String()), zap.Error(err))
 		return true
+	}
+	if refused(w.log(), w.role, err.Error()) {
+		return false
 	}
 	if connectionError(err) {
 		w.suspect(err)
@@ -215,7 +221,7 @@ func (w *Watch) probe(cause error) {
 				if !w.l.Brokers.IsFailed() {
 					return
 				}
-			} else {
+			} else if _, ok := Refused(); !ok { // a refusal was logged as such
 				fields := []zap.Field{zap.String("client", w.role)}
 				if cause != nil {
 					fields = append(fields, zap.String("client_error", cause.Error()))

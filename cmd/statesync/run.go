@@ -170,7 +170,7 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 
 	pingCtx, stopPing := context.WithCancel(context.Background())
 	defer stopPing()
-	go health.watchMongo(pingCtx, db, mongoCond)
+	go health.watchMongo(pingCtx, explainingPinger{db, cfg, mongoHosts}, mongoCond)
 
 	if err := checkKafka(ctx, consumer, cfg, importMode, health, kl.Brokers); err != nil {
 		if cerr := consumer.Close(5 * time.Second); cerr != nil {
@@ -259,6 +259,9 @@ func checkMongo(ctx context.Context, db *sink.Sink, cfg config.Config, hosts str
 	if err == nil || ctx.Err() != nil {
 		return nil // stopped: the caller notices
 	}
+	if msg, refused := mongoRefusal(err, cfg, hosts); refused { // credentials or TLS: see secure.go
+		return &exitError{code: exitUnreachable, msg: msg}
+	}
 	return &exitError{code: exitUnreachable, msg: cfg.Redact(fmt.Sprintf(
 		"MongoDB %s (%sMONGO_URI) is unreachable: no answer within %s (%v); check the address and that it is up and reachable from here",
 		hosts, config.Prefix, brokerWait, err))}
@@ -270,6 +273,9 @@ func unreachable(err error) error {
 	var u *offsets.UnreachableError
 	if !errors.As(err, &u) {
 		return err
+	}
+	if msg, refused := kafkaRefused(); refused { // credentials or TLS: see secure.go
+		return &exitError{code: exitUnreachable, msg: msg}
 	}
 	return &exitError{code: exitUnreachable, msg: fmt.Sprintf(
 		"Kafka brokers %s (%sKAFKA_BROKERS) are unreachable: no answer within %s (%v); check the address and that they are up and reachable from here",
@@ -339,7 +345,9 @@ func checkKafka(ctx context.Context, c *offsets.Consumer, cfg config.Config, imp
 			if importMode {
 				return unreachable(err)
 			}
-			brokers.Failed(err, zap.String("start_check", "not ready until they answer"))
+			if _, refused := kafkaRefused(); !refused { // logged as such (secure.go)
+				brokers.Failed(err, zap.String("start_check", "not ready until they answer"))
+			}
 		default:
 			return fmt.Errorf("check the dead-letter topic %s (%sDLT_TOPIC): %w", cfg.DLTTopic, config.Prefix, err)
 		}
