@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -50,53 +51,73 @@ const (
 // (except recordEncoding) and add error.class, error.message and error.at
 // (RFC 3339, UTC). The original value is copied once, into the new value.
 func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, value []byte, headers []record.Header) {
-	var recordJSON []byte // verbatim JSON for "record", when the encoding is RecordJSON
-	encoding := RecordJSON
+	o := carriedOf(m)
+	return m.Key, o.appendValue(nil, m), o.headers(m, cause, at)
+}
+
+// carried is what a dead letter says of the message it carries.
+type carried struct {
+	encoding   string // recordEncoding
+	recordJSON []byte // verbatim JSON for "record", when the encoding is RecordJSON
+	key        []byte // the IMessage key: the "key" header, else the Kafka key
+	hasKey     bool
+	// The IMessage headers traceId and processedAt, as a Kafka header's
+	// bytes and as the JSON for the value's headers (nil: absent).
+	traceID, traceJSON         []byte
+	processedAt, processedJSON []byte
+}
+
+func carriedOf(m record.Message) carried {
+	o := carried{encoding: RecordJSON}
 	var envTraceID, envProcessedAt []byte // raw JSON, from an envelope's headers
 	switch {
 	case m.Value == nil:
-		encoding = RecordTombstone
+		o.encoding = RecordTombstone
 	case !utf8.Valid(m.Value):
-		encoding = RecordBase64
+		o.encoding = RecordBase64
 	case !json.Valid(m.Value) || isJSONSpace(m.Value[0]) || isJSONSpace(m.Value[len(m.Value)-1]):
-		encoding = RecordString
+		o.encoding = RecordString
 	default:
-		recordJSON = m.Value
+		o.recordJSON = m.Value
 		if rec, trace, processed, ok := record.SplitEnvelope(m.Value); ok {
-			recordJSON, envTraceID, envProcessedAt = rec, trace, processed
+			o.recordJSON, envTraceID, envProcessedAt = rec, trace, processed
 		}
 	}
-
-	imKey, hasKey := record.LastHeader(m.Headers, record.HeaderKey)
-	if !hasKey && m.Key != nil {
-		imKey, hasKey = m.Key, true
+	o.key, o.hasKey = record.LastHeader(m.Headers, record.HeaderKey)
+	if !o.hasKey && m.Key != nil {
+		o.key, o.hasKey = m.Key, true
 	}
-	traceID, traceJSON := headerForDLT(m.Headers, record.HeaderTraceID, envTraceID)
-	processedAt, processedJSON := headerForDLT(m.Headers, record.HeaderProcessedAt, envProcessedAt)
+	o.traceID, o.traceJSON = headerForDLT(m.Headers, record.HeaderTraceID, envTraceID)
+	o.processedAt, o.processedJSON = headerForDLT(m.Headers, record.HeaderProcessedAt, envProcessedAt)
+	return o
+}
 
-	size := 256 + len(m.Topic) + len(imKey) + len(traceJSON) + len(processedJSON)
-	switch encoding {
+// appendValue appends the letter's value: {"headers": {...}, "record": ...},
+// in one allocation sized up front.
+func (o carried) appendValue(v []byte, m record.Message) []byte {
+	size := 256 + len(m.Topic) + len(o.key) + len(o.traceJSON) + len(o.processedJSON)
+	switch o.encoding {
 	case RecordJSON:
-		size += len(recordJSON)
+		size += len(o.recordJSON)
 	case RecordString:
 		size += len(m.Value) + len(m.Value)/8 + 2
 	case RecordBase64:
 		size += base64.StdEncoding.EncodedLen(len(m.Value)) + 2
 	}
-	v := make([]byte, 0, size)
+	v = slices.Grow(v, size)
 	v = append(v, `{"headers":{"key":`...)
-	if hasKey {
-		v = appendJSONString(v, imKey)
+	if o.hasKey {
+		v = appendJSONString(v, o.key)
 	} else {
 		v = append(v, "null"...)
 	}
-	if traceJSON != nil {
+	if o.traceJSON != nil {
 		v = append(v, `,"traceId":`...)
-		v = append(v, traceJSON...)
+		v = append(v, o.traceJSON...)
 	}
-	if processedJSON != nil {
+	if o.processedJSON != nil {
 		v = append(v, `,"processedAt":`...)
-		v = append(v, processedJSON...)
+		v = append(v, o.processedJSON...)
 	}
 	v = append(v, `,"stream":"state","topic":`...)
 	v = appendJSONString(v, []byte(m.Topic))
@@ -105,13 +126,13 @@ func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, val
 	v = append(v, `,"offset":`...)
 	v = strconv.AppendInt(v, m.Offset, 10)
 	v = append(v, `,"recordEncoding":"`...)
-	v = append(v, encoding...)
+	v = append(v, o.encoding...)
 	v = append(v, `"},"record":`...)
-	switch encoding {
+	switch o.encoding {
 	case RecordTombstone:
 		v = append(v, "null"...)
 	case RecordJSON:
-		v = append(v, recordJSON...)
+		v = append(v, o.recordJSON...)
 	case RecordString:
 		v = appendJSONString(v, m.Value)
 	case RecordBase64:
@@ -119,8 +140,12 @@ func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, val
 		v = base64.StdEncoding.AppendEncode(v, m.Value)
 		v = append(v, '"')
 	}
-	v = append(v, '}')
+	return append(v, '}')
+}
 
+// headers are the letter's Kafka headers: the IMessage ones, then the
+// origin and the error.
+func (o carried) headers(m record.Message, cause *record.PoisonError, at time.Time) []record.Header {
 	msg, class := "", ""
 	if cause != nil {
 		class = cause.Class
@@ -128,17 +153,17 @@ func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, val
 			msg = cause.Err.Error()
 		}
 	}
-	headers = make([]record.Header, 0, 10)
-	if hasKey {
-		headers = append(headers, record.Header{Key: record.HeaderKey, Value: imKey})
+	headers := make([]record.Header, 0, 10)
+	if o.hasKey {
+		headers = append(headers, record.Header{Key: record.HeaderKey, Value: o.key})
 	}
-	if traceID != nil {
-		headers = append(headers, record.Header{Key: record.HeaderTraceID, Value: traceID})
+	if o.traceID != nil {
+		headers = append(headers, record.Header{Key: record.HeaderTraceID, Value: o.traceID})
 	}
-	if processedAt != nil {
-		headers = append(headers, record.Header{Key: record.HeaderProcessedAt, Value: processedAt})
+	if o.processedAt != nil {
+		headers = append(headers, record.Header{Key: record.HeaderProcessedAt, Value: o.processedAt})
 	}
-	headers = append(headers,
+	return append(headers,
 		record.Header{Key: HeaderStream, Value: []byte(StreamState)},
 		record.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
 		record.Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
@@ -147,7 +172,6 @@ func Encode(m record.Message, cause *record.PoisonError, at time.Time) (key, val
 		record.Header{Key: HeaderErrorMessage, Value: []byte(msg)},
 		record.Header{Key: HeaderErrorAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
 	)
-	return m.Key, v, headers
 }
 
 // headerForDLT returns an IMessage header for a dead letter: the Kafka header
