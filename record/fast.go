@@ -850,28 +850,8 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 		d.out = append(d.out, oid[:]...)
 		t = bson.TypeObjectID
 	case "$date":
-		var ms int64
-		switch d.next() {
-		case '"':
-			s, ok := d.wrapperString()
-			if !ok {
-				return 0, false
-			}
-			if ms, ok = parseExtJSONDate(s); !ok {
-				return 0, false
-			}
-		case '{':
-			d.pos++
-			k, ok := d.plainKey()
-			if !ok || string(k) != "$numberLong" || !d.expect(':') {
-				return 0, false
-			}
-			v, ok := d.wrapperInt(64)
-			if !ok || !d.expect('}') {
-				return 0, false
-			}
-			ms = v
-		default:
+		ms, ok := d.wrapperDate()
+		if !ok {
 			return 0, false
 		}
 		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(ms))
@@ -891,23 +871,9 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 		d.out = binary.LittleEndian.AppendUint32(d.out, uint32(int32(v)))
 		t = bson.TypeInt32
 	case "$numberDouble":
-		s, ok := d.wrapperString()
+		f, ok := d.wrapperDouble()
 		if !ok {
 			return 0, false
-		}
-		var f float64
-		switch string(s) {
-		case "Infinity":
-			f = math.Inf(1)
-		case "-Infinity":
-			f = math.Inf(-1)
-		case "NaN":
-			f = math.NaN()
-		default:
-			var err error
-			if f, err = strconv.ParseFloat(string(s), 64); err != nil {
-				return 0, false
-			}
 		}
 		d.out = binary.LittleEndian.AppendUint64(d.out, math.Float64bits(f))
 		t = bson.TypeDouble
@@ -931,6 +897,51 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 		return 0, false
 	}
 	return t, true
+}
+
+// wrapperDate reads a $date's value: a relaxed date string or a
+// {"$numberLong": "..."} of milliseconds.
+func (d *fastDecoder) wrapperDate() (int64, bool) {
+	switch d.next() {
+	case '"':
+		s, ok := d.wrapperString()
+		if !ok {
+			return 0, false
+		}
+		return parseExtJSONDate(s)
+	case '{':
+		d.pos++
+		k, ok := d.plainKey()
+		if !ok || string(k) != "$numberLong" || !d.expect(':') {
+			return 0, false
+		}
+		v, ok := d.wrapperInt(64)
+		if !ok || !d.expect('}') {
+			return 0, false
+		}
+		return v, true
+	default:
+		return 0, false
+	}
+}
+
+// wrapperDouble reads a $numberDouble's string: a number, Infinity,
+// -Infinity or NaN.
+func (d *fastDecoder) wrapperDouble() (float64, bool) {
+	s, ok := d.wrapperString()
+	if !ok {
+		return 0, false
+	}
+	switch string(s) {
+	case "Infinity":
+		return math.Inf(1), true
+	case "-Infinity":
+		return math.Inf(-1), true
+	case "NaN":
+		return math.NaN(), true
+	}
+	f, err := strconv.ParseFloat(string(s), 64)
+	return f, err == nil
 }
 
 // parseExtJSONDate parses a relaxed $date string exactly as the bson package
