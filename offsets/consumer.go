@@ -1,7 +1,8 @@
 // Package offsets is the Kafka consumer; it owns when an offset is stored:
-// the librdkafka poll loop, cooperative rebalancing, and the per-partition
-// watermark that stores an offset only once every record before it is
-// written or dead-lettered (docs/design.md "Offsets and delivery"). Dead
+// the librdkafka poll loop and cooperative rebalancing (consumer.go), and
+// the scheduler (schedule.go) that writes each partition's batches one at a
+// time and stores an offset only once every record before it is written or
+// dead-lettered (docs/design.md "Offsets and delivery"). Dead
 // letters are package deadletter's. The librdkafka plumbing statesync's
 // other Kafka clients share lives here too: client properties, logs and
 // broker connectivity (logs.go) and the acknowledged producer (producer.go).
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/batch"
@@ -64,19 +64,14 @@ type Options struct {
 	Metrics *metrics.Metrics // nil: metrics.New(nil), recorded nowhere
 }
 
-// Consumer is the poll loop. All its state is owned by the goroutine that
-// runs Run; completions of writes come back over a channel.
+// Consumer is the poll loop: it takes messages from librdkafka, decodes
+// them and hands them to the scheduler, and follows the group's
+// rebalances. All its state is owned by the goroutine that runs Run.
 type Consumer struct {
-	o    Options
-	c    *kafka.Consumer
-	w    Writer
-	log  *zap.Logger
-	acc  *batch.Accumulator
-	done chan completion
-
-	parts    map[batch.TopicPartition]*partition
-	inflight int
-	waiting  []batch.TopicPartition // partitions with a ready batch, waiting for a write slot
+	o      Options
+	client *kafka.Consumer // librdkafka's
+	log    *zap.Logger
+	sched  *scheduler
 
 	watch   *Watch              // librdkafka's lines and client errors
 	commits *statelog.Condition // offset commits, logged when they start and stop failing
@@ -86,27 +81,6 @@ type Consumer struct {
 	future       futureWatch
 
 	status Status
-}
-
-type partition struct {
-	tp       batch.TopicPartition
-	ctx      context.Context
-	cancel   context.CancelFunc
-	writing  *batch.Batch   // being written
-	queue    []*batch.Batch // closed, waiting for the one being written
-	paused   bool
-	next     int64              // offset after the last message delivered
-	stored   int64              // offset stored for commit (next to read), -1 none
-	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
-	consumed prometheus.Counter // looked up once: the per-message path stays cheap
-	revoking bool
-}
-
-type completion struct {
-	tp  batch.TopicPartition
-	b   *batch.Batch
-	p   *partition
-	err error
 }
 
 // Status is what readiness and progress reporting read, safe from any goroutine.
@@ -179,28 +153,27 @@ func New(o Options, w Writer) (*Consumer, error) {
 	// are compressed bytes: 512 KiB of lz4 JSON is ~2 MiB of messages.
 	setDefault(cm, "queued.max.messages.kbytes", "8192")
 	Prepare(cm, "consumer")
-	c, err := kafka.NewConsumer(&cm)
+	kc, err := kafka.NewConsumer(&cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka consumer: %w", err)
 	}
-	watch := Logging{Log: o.Log, Brokers: o.Brokers}.Watch("consumer", c, c.Logs())
+	watch := Logging{Log: o.Log, Brokers: o.Brokers}.Watch("consumer", kc, kc.Logs())
 	reset, _ := cm["auto.offset.reset"].(string)
 	exclude := map[string]bool{}
 	for _, t := range o.Exclude {
 		exclude[t] = true
 	}
-	return &Consumer{
-		o: o, c: c, w: w, log: o.Log, watch: watch,
+	c := &Consumer{
+		o: o, client: kc, log: o.Log, watch: watch,
 		commits: &statelog.Condition{Log: o.Log, Fields: []zap.Field{zap.String("group", o.GroupID)},
 			Failing:   "offset commits fail; retried every second (nothing is skipped: what was not committed is read again after a restart)",
 			Recovered: "offset commits succeed again"},
 		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
 		exclude:      exclude,
 		future:       newFutureWatch(o.FutureSkew),
-		acc:          batch.New(o.Batch),
-		done:         make(chan completion, 64),
-		parts:        map[batch.TopicPartition]*partition{},
-	}, nil
+	}
+	c.sched = newScheduler(librdkafkaControl{kc}, w, batch.New(o.Batch), o.Concurrency, &c.status, o.Metrics, o.Log)
+	return c, nil
 }
 
 func setDefault(cm kafka.ConfigMap, k, v string) {
@@ -220,82 +193,37 @@ func (c *Consumer) Status() *Status { return &c.status }
 // imported), then drains: in-flight batches are finished and committed
 // within the shutdown grace, and the consumer is closed.
 func (c *Consumer) Run(ctx context.Context) error {
-	if err := c.c.SubscribeTopics(c.o.Subscription, c.rebalance); err != nil {
+	if err := c.client.SubscribeTopics(c.o.Subscription, c.rebalance); err != nil {
 		return fmt.Errorf("subscribe to %v: %w", c.o.Subscription, err)
 	}
 	c.status.Subscribed.Store(true)
 	c.log.Info("subscribed", zap.Strings("topics", c.o.Subscription), zap.String("group", c.o.GroupID))
 	lagTick := time.Now()
 	subscribed := time.Now()
-	var blockedSince time.Time
 	var runErr error
-loop:
-	for {
-		if ctx.Err() != nil {
-			break
-		}
-		if c.drainCompletions() > 0 {
-			blockedSince = time.Time{} // writes are moving
-		}
-		if c.o.StopAtEnd && c.imported() {
+	for ctx.Err() == nil {
+		c.sched.drain(time.Now())
+		if c.o.StopAtEnd && c.sched.imported() {
 			c.log.Info("import complete: every partition read to its end offset and committed")
 			break
 		}
 		var ev kafka.Event
-		if c.blocked() {
-			// Backpressure without Pause: stop taking messages and let
-			// librdkafka's queue fill (it then stops fetching by itself).
-			// Pause and Resume cost a re-fetch and up to a second before
-			// librdkafka fetches a resumed partition again, so they are kept
-			// for when no write has completed for pauseAfter (a stalled
-			// write): the blocking partitions are paused and polling goes on.
-			if blockedSince.IsZero() {
-				blockedSince = time.Now()
-			}
-			if time.Since(blockedSince) < pauseAfter {
-				if c.waitCompletion(blockedWait) {
-					blockedSince = time.Time{} // writes are moving
-				}
-			} else {
-				c.pauseBlocked()
-				blockedSince = time.Time{}
-			}
+		if c.sched.hold(time.Now()) {
+			c.sched.await(blockedWait)
 		} else {
-			blockedSince = time.Time{}
-			ev = c.c.Poll(c.pollTimeout())
+			ev = c.client.Poll(c.pollTimeout())
 		}
 		now := time.Now()
-		switch e := ev.(type) {
-		case *kafka.Message:
-			c.handle(e, now)
-		case kafka.PartitionEOF:
-			c.eof(e)
-		case kafka.OffsetsCommitted:
-			switch {
-			case e.Error == nil:
-				c.commits.OK()
-				c.o.Metrics.LastCommit.SetToCurrentTime()
-			case isNoOffset(e.Error):
-			case IsConnectionError(e.Error):
-				c.watch.suspect(e.Error) // the brokers' condition says it
-			default:
-				c.commits.Failed(e.Error)
-			}
-		case kafka.Error:
-			if c.watch.Event(e) {
-				runErr = fmt.Errorf("kafka consumer fatal error: %w", e)
-				break loop
-			}
+		if runErr = c.handleEvent(ev, now); runErr != nil {
+			break
 		}
-		for _, b := range c.acc.Due(now) {
-			c.enqueue(b)
-		}
-		c.dispatch()
+		c.sched.closeDue(now)
+		c.sched.dispatch()
 		if now.Sub(lagTick) > time.Second {
 			lagTick = now
 			c.updateLag()
 		}
-		if c.o.StopAtEnd && len(c.parts) == 0 && time.Since(subscribed) > c.o.AssignTimeout {
+		if c.o.StopAtEnd && len(c.sched.parts) == 0 && time.Since(subscribed) > c.o.AssignTimeout {
 			runErr = fmt.Errorf("no partition assigned within %s: no topic matches %v, or other members of group %q hold them all",
 				c.o.AssignTimeout, c.o.Subscription, c.o.GroupID)
 			break
@@ -304,11 +232,38 @@ loop:
 	return errors.Join(runErr, c.shutdown())
 }
 
+// handleEvent handles what a poll returned (nil: nothing); the error is a
+// fatal one of the client.
+func (c *Consumer) handleEvent(ev kafka.Event, now time.Time) error {
+	switch e := ev.(type) {
+	case *kafka.Message:
+		c.handle(e, now)
+	case kafka.PartitionEOF:
+		c.eof(e)
+	case kafka.OffsetsCommitted:
+		switch {
+		case e.Error == nil:
+			c.commits.OK()
+			c.o.Metrics.LastCommit.SetToCurrentTime()
+		case isNoOffset(e.Error):
+		case IsConnectionError(e.Error):
+			c.watch.suspect(e.Error) // the brokers' condition says it
+		default:
+			c.commits.Failed(e.Error)
+		}
+	case kafka.Error:
+		if c.watch.Event(e) {
+			return fmt.Errorf("kafka consumer fatal error: %w", e)
+		}
+	}
+	return nil
+}
+
 func (c *Consumer) pollTimeout() int {
-	if c.inflight > 0 {
+	if c.sched.inflight > 0 {
 		return 10
 	}
-	if at, ok := c.acc.NextDue(); ok {
+	if at, ok := c.sched.acc.NextDue(); ok {
 		ms := int(time.Until(at).Milliseconds())
 		return max(1, min(ms, 100))
 	}
@@ -317,7 +272,7 @@ func (c *Consumer) pollTimeout() int {
 
 func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	tp := batch.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
-	p := c.parts[tp]
+	p := c.sched.parts[tp]
 	if p == nil || p.revoking {
 		return // not ours (anymore): the next owner reads it from the committed offset
 	}
@@ -327,33 +282,25 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	}
 	p.next = off + 1
 	c.status.Consumed.Add(1)
-	if p.consumed != nil {
-		p.consumed.Inc()
-	}
+	p.consumed.Inc()
 	msg := FromKafka(m)
 	rec, err := record.Decode(msg, c.o.Decode)
-	var full *batch.Batch
 	if err != nil {
 		var pe *record.PoisonError
 		if !errors.As(err, &pe) {
 			pe = &record.PoisonError{Class: record.ClassInvalidPayload, Err: err}
 		}
-		full = c.acc.AddPoison(batch.Poison{Msg: msg, Err: pe}, now)
+		c.sched.addPoison(batch.Poison{Msg: msg, Err: pe}, now)
 	} else {
 		if c.future.skew > 0 && rec.ProcessedAt.After(now.Add(c.future.skew)) {
 			c.fromTheFuture(&rec, now)
 		}
-		full = c.acc.Add(rec, now)
-	}
-	if full != nil {
-		c.enqueue(full)
+		c.sched.add(rec, now)
 	}
 	if c.o.StopAtEnd && p.end >= 0 && off+1 >= p.end {
 		// The import's last record of this partition: nothing more is
 		// coming, so write it now instead of after the batch timer or EOF.
-		if b := c.acc.Take(tp); b != nil {
-			c.enqueue(b)
-		}
+		c.sched.close(tp)
 	}
 }
 
@@ -376,199 +323,30 @@ func FromKafka(m *kafka.Message) record.Message {
 	return msg
 }
 
-// enqueue hands a closed batch to its partition's queue. A partition writes
-// one batch at a time (so two batches never race on one key); once
-// maxQueuedBatches wait behind the one being written, Run stops polling
-// (backpressure) until a write completes, and pauses the partition if that
-// takes longer than pauseAfter.
-func (c *Consumer) enqueue(b *batch.Batch) {
-	p := c.parts[b.TopicPartition]
-	if p == nil {
-		return
-	}
-	p.queue = append(p.queue, b)
-	if p.writing == nil && len(p.queue) == 1 {
-		c.waiting = append(c.waiting, p.tp)
-	}
+// librdkafkaControl is the scheduler's partitionControl over librdkafka.
+type librdkafkaControl struct{ kc *kafka.Consumer }
+
+func (l librdkafkaControl) Pause(tp batch.TopicPartition) error {
+	return l.kc.Pause([]kafka.TopicPartition{kafkaTP(tp, 0)}) // the offset is not used
 }
 
-const (
-	// maxQueuedBatches is how many closed batches a partition may hold
-	// before it blocks polling (see blocked).
-	maxQueuedBatches = 1
-	// pauseAfter: when polling has been blocked this long with no write
-	// completing, the blocking partitions are paused so the others go on.
-	pauseAfter = 2 * time.Second
-	// blockedWait bounds one wait for a completion while polling is blocked.
-	blockedWait = 20 * time.Millisecond
-)
-
-// blocked: taking more messages would only grow memory, because a
-// partition being written already has its next batch closed (its batches go
-// one at a time), or as many closed batches wait for a write slot as there
-// are slots.
-func (c *Consumer) blocked() bool {
-	ready := 0
-	for _, p := range c.parts {
-		if !c.blocking(p) {
-			continue
-		}
-		if p.writing != nil {
-			return true
-		}
-		ready++
-	}
-	return ready >= c.o.Concurrency
+func (l librdkafkaControl) Resume(tp batch.TopicPartition) error {
+	return l.kc.Resume([]kafka.TopicPartition{kafkaTP(tp, 0)})
 }
 
-// blocking: p holds a closed batch it cannot write yet.
-func (c *Consumer) blocking(p *partition) bool {
-	return !p.paused && !p.revoking && len(p.queue) >= maxQueuedBatches
+func (l librdkafkaControl) StoreOffset(tp batch.TopicPartition, next int64) error {
+	_, err := l.kc.StoreOffsets([]kafka.TopicPartition{kafkaTP(tp, next)})
+	return err
 }
 
-// waitCompletion handles one finished write, waiting at most d for it; it
-// reports whether one finished.
-func (c *Consumer) waitCompletion(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case cp := <-c.done:
-		c.complete(cp)
-		return true
-	case <-t.C:
-		return false
-	}
+func (l librdkafkaControl) Seek(tp batch.TopicPartition, offset int64) error {
+	return l.kc.Seek(kafkaTP(tp, offset), 0)
 }
 
-// dispatch starts writes for waiting partitions while slots are free.
-func (c *Consumer) dispatch() {
-	for c.inflight < c.o.Concurrency && len(c.waiting) > 0 {
-		tp := c.waiting[0]
-		c.waiting = c.waiting[1:]
-		p := c.parts[tp]
-		if p == nil || p.writing != nil || len(p.queue) == 0 {
-			continue
-		}
-		b := p.queue[0]
-		p.queue = p.queue[1:]
-		p.writing = b
-		c.inflight++
-		c.resumeIfRoom(p) // its closed batch is on its way: read on while it is written
-		c.o.Metrics.InFlight.Set(float64(c.inflight))
-		go func(ctx context.Context, p *partition, b *batch.Batch) {
-			err := c.w.Apply(ctx, b)
-			c.done <- completion{tp: p.tp, b: b, p: p, err: err}
-		}(p.ctx, p, b)
-	}
-}
-
-// drainCompletions handles the writes that have finished, without waiting,
-// and returns how many there were.
-func (c *Consumer) drainCompletions() int {
-	for n := 0; ; n++ {
-		select {
-		case cp := <-c.done:
-			c.complete(cp)
-		default:
-			return n
-		}
-	}
-}
-
-func (c *Consumer) complete(cp completion) {
-	c.inflight--
-	c.o.Metrics.InFlight.Set(float64(c.inflight))
-	p := cp.p
-	if p.writing == cp.b {
-		p.writing = nil
-	}
-	if c.parts[cp.tp] != p {
-		return // the partition was revoked or lost meanwhile: its offsets are not ours to store
-	}
-	if cp.err != nil {
-		// Abandoned: nothing of it may be committed. Read it again.
-		c.log.Warn("batch abandoned; will re-read from its first offset", zap.String("topic", cp.tp.Topic),
-			zap.Int32("partition", cp.tp.Partition), zap.Int64("offset", cp.b.FirstOffset), zap.Error(cp.err))
-		p.queue = nil
-		c.acc.Drop(cp.tp)
-		c.seekBack(p, cp.b.FirstOffset)
-		return
-	}
-	c.store(p, cp.b.LastOffset+1, cp.b.Consumed)
-	if len(p.queue) > 0 {
-		c.waiting = append(c.waiting, p.tp)
-	}
-	c.resumeIfRoom(p)
-}
-
-func (c *Consumer) store(p *partition, next int64, records int) {
-	_, err := c.c.StoreOffsets([]kafka.TopicPartition{p.kafkaTP(kafka.Offset(next))})
-	if err != nil {
-		// Storing for a partition that is no longer assigned fails with a
-		// state error: that is the fence working, not a crash.
-		c.log.Warn("store offset refused", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
-		return
-	}
-	p.stored = next
-	c.status.Committed.Add(int64(records))
-	c.status.LastProgress.Store(time.Now().UnixNano())
-}
-
-// seekBack makes the partition deliver again from offset, after a write was
-// abandoned: Pause, Seek, Resume (Resume alone would continue after the
-// last delivered message).
-func (c *Consumer) seekBack(p *partition, offset int64) {
-	c.pause(p)
-	if err := c.c.Seek(p.kafkaTP(kafka.Offset(offset)), 0); err != nil {
-		c.log.Error("seek back failed", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
-	}
-	p.next = offset
-	c.resume(p)
-}
-
-func (c *Consumer) pause(p *partition)  { c.setPaused(p, true) }
-func (c *Consumer) resume(p *partition) { c.setPaused(p, false) }
-
-func (c *Consumer) setPaused(p *partition, paused bool) {
-	if p.paused == paused {
-		return
-	}
-	op, verb := c.c.Resume, "resume"
-	if paused {
-		op, verb = c.c.Pause, "pause"
-	}
-	if err := op([]kafka.TopicPartition{p.kafkaTP(0)}); err != nil { // the offset is not used
-		c.log.Warn(verb+" failed", zap.Error(err))
-		return
-	}
-	p.paused = paused
-}
-
-// kafkaTP is p's partition in librdkafka's terms, at offset.
-func (p *partition) kafkaTP(offset kafka.Offset) kafka.TopicPartition {
-	topic := p.tp.Topic
-	return kafka.TopicPartition{Topic: &topic, Partition: p.tp.Partition, Offset: offset}
-}
-
-// pauseBlocked pauses the partitions that block polling, so the others go on.
-func (c *Consumer) pauseBlocked() {
-	for _, p := range c.parts {
-		if c.blocking(p) {
-			c.pause(p)
-			c.status.Pauses.Add(1)
-			c.o.Metrics.Pauses.Inc()
-			c.log.Info("partition paused: its writes are behind", zap.String("topic", p.tp.Topic),
-				zap.Int32("partition", p.tp.Partition), zap.Int("queued_batches", len(p.queue)))
-		}
-	}
-}
-
-// resumeIfRoom resumes p if it was paused and no longer holds
-// maxQueuedBatches closed batches.
-func (c *Consumer) resumeIfRoom(p *partition) {
-	if len(p.queue) < maxQueuedBatches {
-		c.resume(p)
-	}
+// kafkaTP is tp in librdkafka's terms, at offset.
+func kafkaTP(tp batch.TopicPartition, offset int64) kafka.TopicPartition {
+	topic := tp.Topic
+	return kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(offset)}
 }
 
 // rebalance runs inside Poll.
@@ -581,19 +359,17 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		c.log.Info("partitions assigned", zap.Stringer("partitions", tpList(parts)))
 		for _, ktp := range parts {
 			tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
-			ctx, cancel := context.WithCancel(context.Background())
-			p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, end: -1, next: -1}
-			p.consumed = c.o.Metrics.Consumed.WithLabelValues(tp.Topic)
+			low, end := int64(0), int64(-1)
 			if c.o.StopAtEnd {
-				if low, high, err := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, 10000); err == nil {
-					p.low, p.end = low, high
+				if l, h, err := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, 10000); err == nil {
+					low, end = l, h
 				} else {
 					c.log.Warn("end offset unknown", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
 				}
 			}
-			c.parts[tp] = p
+			c.sched.assign(tp, low, end)
 		}
-		c.status.Assigned.Store(int64(len(c.parts)))
+		c.status.Assigned.Store(int64(len(c.sched.parts)))
 		c.startAt(kc, parts)
 		// Called even with no partition left: a rebalance callback that
 		// assigns nothing makes the Go client assign the whole list itself.
@@ -615,7 +391,7 @@ func (c *Consumer) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		parts := c.consumable(e.Partitions)
 		c.log.Info("partitions revoked", zap.Stringer("partitions", tpList(parts)), zap.Bool("lost", lost))
 		c.release(parts, lost)
-		c.status.Assigned.Store(int64(len(c.parts)))
+		c.status.Assigned.Store(int64(len(c.sched.parts)))
 		// Only what was assigned can be unassigned: excluded partitions
 		// never were (librdkafka refuses the whole call otherwise).
 		if err := kc.IncrementalUnassign(parts); err != nil {
@@ -661,7 +437,7 @@ func (c *Consumer) startAt(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		return // librdkafka finds the start itself
 	}
 	for i, ktp := range committed {
-		p := c.parts[batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
+		p := c.sched.parts[batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
 		switch {
 		case ktp.Offset >= 0:
 			ktps[i].Offset = ktp.Offset
@@ -680,75 +456,26 @@ func (c *Consumer) startAt(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 // writes (bounded by the shutdown grace), store and commit. Lost: another
 // member may own them already, so drop everything without committing.
 func (c *Consumer) release(ktps []kafka.TopicPartition, lost bool) {
-	var ps []*partition
-	for _, ktp := range ktps {
-		tp := batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
-		p := c.parts[tp]
-		if p == nil {
-			continue
-		}
-		if lost {
-			c.acc.Drop(tp)
-			p.cancel()
-			delete(c.parts, tp)
-			continue
-		}
-		p.revoking = true
-		if b := c.acc.Take(tp); b != nil {
-			c.enqueue(b)
-		}
-		ps = append(ps, p)
+	tps := make([]batch.TopicPartition, len(ktps))
+	for i, ktp := range ktps {
+		tps[i] = batch.TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}
 	}
-	if len(ps) > 0 {
-		c.finish(ps, c.o.ShutdownGrace)
+	if lost {
+		c.sched.drop(tps)
+		return
 	}
 	var commit []kafka.TopicPartition
-	for _, p := range ps {
+	for _, p := range c.sched.revoke(tps, c.o.ShutdownGrace) {
 		if p.stored >= 0 {
-			commit = append(commit, p.kafkaTP(kafka.Offset(p.stored)))
+			commit = append(commit, kafkaTP(p.tp, p.stored))
 		}
-		p.cancel()
-		delete(c.parts, p.tp)
 		c.deleteLag(p.tp)
 	}
 	if len(commit) > 0 {
-		if _, err := c.c.CommitOffsets(commit); err != nil {
+		if _, err := c.client.CommitOffsets(commit); err != nil {
 			c.log.Warn("commit on revoke failed", zap.Error(err))
 		} else {
 			c.o.Metrics.LastCommit.SetToCurrentTime()
-		}
-	}
-}
-
-// finish writes the given partitions' queued batches and waits for them,
-// for at most grace; then it cancels theirs still being written (they will be
-// read again by whoever owns the partition next).
-func (c *Consumer) finish(ps []*partition, grace time.Duration) {
-	deadline := time.NewTimer(grace)
-	defer deadline.Stop()
-	busy := func() bool {
-		for _, p := range ps {
-			if p.writing != nil || len(p.queue) > 0 {
-				return true
-			}
-		}
-		return false
-	}
-	for busy() {
-		c.dispatch()
-		select {
-		case cp := <-c.done:
-			c.complete(cp)
-		case <-deadline.C:
-			c.log.Warn("grace period over: abandoning batches still being written; they will be read again")
-			for _, p := range ps {
-				p.cancel()
-				p.queue = nil
-			}
-			for busy() {
-				c.complete(<-c.done)
-			}
-			return
 		}
 	}
 }
@@ -757,16 +484,9 @@ func (c *Consumer) finish(ps []*partition, grace time.Duration) {
 // period, commits and closes.
 func (c *Consumer) shutdown() error {
 	start := time.Now()
-	c.log.Info("draining", zap.Int("in_flight", c.inflight))
-	for _, b := range c.acc.TakeAll() {
-		c.enqueue(b)
-	}
-	var ps []*partition
-	for _, p := range c.parts {
-		ps = append(ps, p)
-	}
-	c.finish(ps, c.o.ShutdownGrace)
-	if _, err := c.c.Commit(); err != nil && !isNoOffset(err) {
+	c.log.Info("draining", zap.Int("in_flight", c.sched.inflight))
+	c.sched.closeAndFinish(c.o.ShutdownGrace)
+	if _, err := c.client.Commit(); err != nil && !isNoOffset(err) {
 		c.log.Warn("final commit failed", zap.Error(err))
 	} else {
 		c.o.Metrics.LastCommit.SetToCurrentTime()
@@ -775,7 +495,7 @@ func (c *Consumer) shutdown() error {
 	c.watch.Stop()
 	left := c.o.ShutdownGrace - time.Since(start)
 	closed := make(chan error, 1)
-	go func() { closed <- c.c.Close() }()
+	go func() { closed <- c.client.Close() }()
 	select {
 	case err := <-closed:
 		if err != nil {
@@ -794,31 +514,15 @@ func isNoOffset(err error) bool {
 
 func (c *Consumer) eof(e kafka.PartitionEOF) {
 	tp := batch.TopicPartition{Topic: *e.Topic, Partition: e.Partition}
-	if c.parts[tp] != nil {
-		if b := c.acc.Take(tp); b != nil {
-			c.enqueue(b) // nothing more is coming soon: no need to wait for the batch timer
-		}
+	if c.sched.parts[tp] != nil {
+		c.sched.close(tp) // nothing more is coming soon: no need to wait for the batch timer
 	}
-}
-
-// imported: every assigned partition has its offsets up to the end offset it
-// had at assignment stored, and nothing is being written.
-func (c *Consumer) imported() bool {
-	if len(c.parts) == 0 || c.inflight > 0 {
-		return false
-	}
-	for _, p := range c.parts {
-		if p.end < 0 || (p.end > p.low && p.stored < p.end) {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Consumer) updateLag() {
 	var total int64
-	for tp, p := range c.parts {
-		_, high, err := c.c.GetWatermarkOffsets(tp.Topic, tp.Partition)
+	for tp, p := range c.sched.parts {
+		_, high, err := c.client.GetWatermarkOffsets(tp.Topic, tp.Partition)
 		if err != nil || high < 0 {
 			continue
 		}
@@ -877,7 +581,7 @@ func (e *MissingTopicError) Error() string { return fmt.Sprintf("topic %s does n
 // through the consumer, which never asks the broker to create the topic.
 func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
 	start := time.Now()
-	md, err := c.c.GetMetadata(&topic, false, int(timeout.Milliseconds()))
+	md, err := c.client.GetMetadata(&topic, false, int(timeout.Milliseconds()))
 	if err != nil {
 		return &UnreachableError{Brokers: c.o.Kafka["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
 	}
@@ -896,7 +600,7 @@ func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
 func (c *Consumer) Close(timeout time.Duration) error {
 	c.watch.Stop()
 	closed := make(chan error, 1)
-	go func() { closed <- c.c.Close() }()
+	go func() { closed <- c.client.Close() }()
 	select {
 	case err := <-closed:
 		return err

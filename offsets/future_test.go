@@ -25,11 +25,11 @@ func TestRecordsFromTheFutureAreCountedAndLoggedOncePerKey(t *testing.T) {
 	topic := "codr.state.future"
 	tp := batch.TopicPartition{Topic: topic, Partition: 0}
 	c := &Consumer{
-		o:     Options{FutureSkew: 5 * time.Minute, Metrics: m},
-		log:   zap.New(core),
-		acc:   batch.New(batch.Options{MaxDocs: 1000, MaxWait: time.Hour}),
-		parts: map[batch.TopicPartition]*partition{tp: {tp: tp, stored: -1, end: -1, next: -1}},
+		o:   Options{FutureSkew: 5 * time.Minute, Metrics: m},
+		log: zap.New(core),
 	}
+	c.sched = newScheduler(&fakeKafka{}, nil, batch.New(batch.Options{MaxDocs: 1000, MaxWait: time.Hour}), 1, &c.status, m, c.log)
+	c.sched.assign(tp, 0, -1)
 	c.future = newFutureWatch(c.o.FutureSkew)
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	var offset int64

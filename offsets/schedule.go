@@ -1,0 +1,431 @@
+package offsets
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/record"
+)
+
+// partitionControl is what the scheduler asks of Kafka for one partition;
+// librdkafkaControl (consumer.go) is it over the librdkafka consumer.
+type partitionControl interface {
+	Pause(tp batch.TopicPartition) error
+	Resume(tp batch.TopicPartition) error
+	// StoreOffset stores next, the next offset to read, for the next commit.
+	StoreOffset(tp batch.TopicPartition, next int64) error
+	// Seek makes the partition deliver again from offset.
+	Seek(tp batch.TopicPartition, offset int64) error
+}
+
+// scheduler decides when each partition's batches are closed and written
+// and when their offsets are stored (docs/design.md "Offsets and delivery"):
+// a partition writes one batch at a time, in offset order; at most
+// concurrency batches are written at once; an offset is stored only after
+// the write of every record before it was acknowledged. It is owned by the
+// poll goroutine; only the writes run elsewhere, and their completions come
+// back over done. The caller passes the clock, as to batch.
+type scheduler struct {
+	kafka       partitionControl
+	w           Writer
+	acc         *batch.Accumulator // the open batch of each partition
+	concurrency int
+	status      *Status
+	m           *metrics.Metrics
+	log         *zap.Logger
+
+	parts    map[batch.TopicPartition]*partition
+	inflight int
+	waiting  []batch.TopicPartition // partitions with a closed batch, waiting for a write slot
+	done     chan completion
+	// blockedSince is when polling was first held back with no write
+	// completing since; zero while polling goes on (see hold).
+	blockedSince time.Time
+}
+
+// partition is the scheduling state of one assigned partition.
+type partition struct {
+	tp       batch.TopicPartition
+	ctx      context.Context // of its writes: cancelled when the partition is given up
+	cancel   context.CancelFunc
+	writing  *batch.Batch   // being written
+	queue    []*batch.Batch // closed, waiting for the one being written
+	paused   bool
+	next     int64              // offset after the last message delivered
+	stored   int64              // offset stored for commit (next to read), -1 none
+	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
+	consumed prometheus.Counter // looked up once: the per-message path stays cheap
+	revoking bool
+}
+
+type completion struct {
+	tp  batch.TopicPartition
+	b   *batch.Batch
+	p   *partition
+	err error
+}
+
+const (
+	// maxQueuedBatches is how many closed batches a partition may hold
+	// before it blocks polling (see blocked).
+	maxQueuedBatches = 1
+	// pauseAfter: when polling has been blocked this long with no write
+	// completing, the blocking partitions are paused so the others go on.
+	pauseAfter = 2 * time.Second
+	// blockedWait bounds one wait for a completion while polling is blocked.
+	blockedWait = 20 * time.Millisecond
+)
+
+func newScheduler(k partitionControl, w Writer, acc *batch.Accumulator, concurrency int, status *Status, m *metrics.Metrics, log *zap.Logger) *scheduler {
+	return &scheduler{
+		kafka: k, w: w, acc: acc, concurrency: concurrency, status: status, m: m, log: log,
+		parts: map[batch.TopicPartition]*partition{},
+		done:  make(chan completion, 64),
+	}
+}
+
+// assign starts scheduling tp; low and end are its watermarks (end -1:
+// unknown, never imported).
+func (s *scheduler) assign(tp batch.TopicPartition, low, end int64) *partition {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, low: low, end: end,
+		consumed: s.m.Consumed.WithLabelValues(tp.Topic)}
+	s.parts[tp] = p
+	return p
+}
+
+// add accumulates a decoded record of a partition being scheduled.
+func (s *scheduler) add(rec record.Record, now time.Time) {
+	if b := s.acc.Add(rec, now); b != nil {
+		s.enqueue(b)
+	}
+}
+
+// addPoison accumulates a message that can never be written: it travels in
+// its batch to be dead-lettered, and its offset is stored with the batch.
+func (s *scheduler) addPoison(x batch.Poison, now time.Time) {
+	if b := s.acc.AddPoison(x, now); b != nil {
+		s.enqueue(b)
+	}
+}
+
+// close closes tp's open batch, if any: nothing more is coming soon, so it
+// need not wait for the batch timer.
+func (s *scheduler) close(tp batch.TopicPartition) {
+	if b := s.acc.Take(tp); b != nil {
+		s.enqueue(b)
+	}
+}
+
+// closeDue closes the open batches that are full or older than the
+// batch's max wait.
+func (s *scheduler) closeDue(now time.Time) {
+	for _, b := range s.acc.Due(now) {
+		s.enqueue(b)
+	}
+}
+
+// enqueue hands a closed batch to its partition's queue. A partition writes
+// one batch at a time (so two batches never race on one key); once
+// maxQueuedBatches wait behind the one being written, polling stops
+// (backpressure, see hold) until a write completes.
+func (s *scheduler) enqueue(b *batch.Batch) {
+	p := s.parts[b.TopicPartition]
+	if p == nil {
+		return
+	}
+	p.queue = append(p.queue, b)
+	if p.writing == nil && len(p.queue) == 1 {
+		s.waiting = append(s.waiting, p.tp)
+	}
+}
+
+// dispatch starts writes for waiting partitions while slots are free.
+func (s *scheduler) dispatch() {
+	for s.inflight < s.concurrency && len(s.waiting) > 0 {
+		tp := s.waiting[0]
+		s.waiting = s.waiting[1:]
+		p := s.parts[tp]
+		if p == nil || p.writing != nil || len(p.queue) == 0 {
+			continue
+		}
+		b := p.queue[0]
+		p.queue = p.queue[1:]
+		p.writing = b
+		s.inflight++
+		s.resumeIfRoom(p) // its closed batch is on its way: read on while it is written
+		s.m.InFlight.Set(float64(s.inflight))
+		go func(ctx context.Context, p *partition, b *batch.Batch) {
+			err := s.w.Apply(ctx, b)
+			s.done <- completion{tp: p.tp, b: b, p: p, err: err}
+		}(p.ctx, p, b)
+	}
+}
+
+// hold reports whether polling must wait for a write to complete: taking
+// more messages would only grow memory (see blocked). This is backpressure
+// without Pause: librdkafka's queue fills and it then stops fetching by
+// itself. Pause and Resume cost a re-fetch and up to a second before
+// librdkafka fetches a resumed partition again, so they are kept for when
+// polling has been held for pauseAfter with no write completing (a stalled
+// write): then the blocking partitions are paused and polling goes on.
+func (s *scheduler) hold(now time.Time) bool {
+	if !s.blocked() {
+		s.blockedSince = time.Time{}
+		return false
+	}
+	if s.blockedSince.IsZero() {
+		s.blockedSince = now
+	}
+	if now.Sub(s.blockedSince) < pauseAfter {
+		return true
+	}
+	s.pauseBlocked()
+	return s.blocked()
+}
+
+// blocked: taking more messages would only grow memory, because a
+// partition being written already has its next batch closed (its batches go
+// one at a time), or as many closed batches wait for a write slot as there
+// are slots.
+func (s *scheduler) blocked() bool {
+	ready := 0
+	for _, p := range s.parts {
+		if !s.blocking(p) {
+			continue
+		}
+		if p.writing != nil {
+			return true
+		}
+		ready++
+	}
+	return ready >= s.concurrency
+}
+
+// blocking: p holds a closed batch it cannot write yet.
+func (s *scheduler) blocking(p *partition) bool {
+	return !p.paused && !p.revoking && len(p.queue) >= maxQueuedBatches
+}
+
+// pauseBlocked pauses the partitions that block polling, so the others go on.
+func (s *scheduler) pauseBlocked() {
+	s.blockedSince = time.Time{}
+	for _, p := range s.parts {
+		if s.blocking(p) {
+			s.pause(p)
+			s.status.Pauses.Add(1)
+			s.m.Pauses.Inc()
+			s.log.Info("partition paused: its writes are behind", zap.String("topic", p.tp.Topic),
+				zap.Int32("partition", p.tp.Partition), zap.Int("queued_batches", len(p.queue)))
+		}
+	}
+}
+
+// resumeIfRoom resumes p if it was paused and no longer holds
+// maxQueuedBatches closed batches.
+func (s *scheduler) resumeIfRoom(p *partition) {
+	if len(p.queue) < maxQueuedBatches {
+		s.resume(p)
+	}
+}
+
+func (s *scheduler) pause(p *partition)  { s.setPaused(p, true) }
+func (s *scheduler) resume(p *partition) { s.setPaused(p, false) }
+
+func (s *scheduler) setPaused(p *partition, paused bool) {
+	if p.paused == paused {
+		return
+	}
+	op, verb := s.kafka.Resume, "resume"
+	if paused {
+		op, verb = s.kafka.Pause, "pause"
+	}
+	if err := op(p.tp); err != nil {
+		s.log.Warn(verb+" failed", zap.Error(err))
+		return
+	}
+	p.paused = paused
+}
+
+// drain handles the writes that have finished, without waiting, and
+// returns how many there were.
+func (s *scheduler) drain(now time.Time) int {
+	for n := 0; ; n++ {
+		select {
+		case cp := <-s.done:
+			s.complete(cp, now)
+		default:
+			return n
+		}
+	}
+}
+
+// await handles one finished write, waiting at most d for it; it reports
+// whether one finished.
+func (s *scheduler) await(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case cp := <-s.done:
+		s.complete(cp, time.Now())
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// complete handles a finished write: its offsets are stored if it was
+// acknowledged, its partition reads it again if it was abandoned.
+func (s *scheduler) complete(cp completion, now time.Time) {
+	s.inflight--
+	s.blockedSince = time.Time{} // writes are moving
+	s.m.InFlight.Set(float64(s.inflight))
+	p := cp.p
+	if p.writing == cp.b {
+		p.writing = nil
+	}
+	if s.parts[cp.tp] != p {
+		return // the partition was revoked or lost meanwhile: its offsets are not ours to store
+	}
+	if cp.err != nil {
+		// Abandoned: nothing of it may be committed. Read it again.
+		s.log.Warn("batch abandoned; will re-read from its first offset", zap.String("topic", cp.tp.Topic),
+			zap.Int32("partition", cp.tp.Partition), zap.Int64("offset", cp.b.FirstOffset), zap.Error(cp.err))
+		p.queue = nil
+		s.acc.Drop(cp.tp)
+		s.seekBack(p, cp.b.FirstOffset)
+		return
+	}
+	s.store(p, cp.b.LastOffset+1, cp.b.Consumed, now)
+	if len(p.queue) > 0 {
+		s.waiting = append(s.waiting, p.tp)
+	}
+	s.resumeIfRoom(p)
+}
+
+// store stores next for p's commit. Batches of a partition are written one
+// at a time, in offset order, so every record before next is acknowledged.
+func (s *scheduler) store(p *partition, next int64, records int, now time.Time) {
+	if err := s.kafka.StoreOffset(p.tp, next); err != nil {
+		// Storing for a partition that is no longer assigned fails with a
+		// state error: that is the fence working, not a crash.
+		s.log.Warn("store offset refused", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
+		return
+	}
+	p.stored = next
+	s.status.Committed.Add(int64(records))
+	s.status.LastProgress.Store(now.UnixNano())
+}
+
+// seekBack makes the partition deliver again from offset, after a write was
+// abandoned: Pause, Seek, Resume (Resume alone would continue after the
+// last delivered message).
+func (s *scheduler) seekBack(p *partition, offset int64) {
+	s.pause(p)
+	if err := s.kafka.Seek(p.tp, offset); err != nil {
+		s.log.Error("seek back failed", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
+	}
+	p.next = offset
+	s.resume(p)
+}
+
+// drop forgets lost partitions at once: another member may own them
+// already, so nothing of theirs is written on or stored.
+func (s *scheduler) drop(tps []batch.TopicPartition) {
+	for _, tp := range tps {
+		if p := s.parts[tp]; p != nil {
+			s.acc.Drop(tp)
+			p.cancel()
+			delete(s.parts, tp)
+		}
+	}
+}
+
+// revoke gives partitions up: their open batches are closed and written,
+// and waited for (at most grace), and they are forgotten. It returns the
+// partitions it gave up, whose stored offsets are to be committed.
+func (s *scheduler) revoke(tps []batch.TopicPartition, grace time.Duration) []*partition {
+	var ps []*partition
+	for _, tp := range tps {
+		p := s.parts[tp]
+		if p == nil {
+			continue
+		}
+		p.revoking = true
+		s.close(tp)
+		ps = append(ps, p)
+	}
+	if len(ps) > 0 {
+		s.finish(ps, grace)
+	}
+	for _, p := range ps {
+		p.cancel()
+		delete(s.parts, p.tp)
+	}
+	return ps
+}
+
+// closeAndFinish closes every open batch and writes them and those queued,
+// waiting for them at most grace (shutdown).
+func (s *scheduler) closeAndFinish(grace time.Duration) {
+	for _, b := range s.acc.TakeAll() {
+		s.enqueue(b)
+	}
+	var ps []*partition
+	for _, p := range s.parts {
+		ps = append(ps, p)
+	}
+	s.finish(ps, grace)
+}
+
+// finish writes the given partitions' queued batches and waits for them,
+// for at most grace; then it cancels theirs still being written (they will be
+// read again by whoever owns the partition next).
+func (s *scheduler) finish(ps []*partition, grace time.Duration) {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	busy := func() bool {
+		for _, p := range ps {
+			if p.writing != nil || len(p.queue) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for busy() {
+		s.dispatch()
+		select {
+		case cp := <-s.done:
+			s.complete(cp, time.Now())
+		case <-deadline.C:
+			s.log.Warn("grace period over: abandoning batches still being written; they will be read again")
+			for _, p := range ps {
+				p.cancel()
+				p.queue = nil
+			}
+			for busy() {
+				s.complete(<-s.done, time.Now())
+			}
+			return
+		}
+	}
+}
+
+// imported: every assigned partition has its offsets up to the end offset it
+// had at assignment stored, and nothing is being written.
+func (s *scheduler) imported() bool {
+	if len(s.parts) == 0 || s.inflight > 0 {
+		return false
+	}
+	for _, p := range s.parts {
+		if p.end < 0 || (p.end > p.low && p.stored < p.end) {
+			return false
+		}
+	}
+	return true
+}
