@@ -187,7 +187,7 @@ func TestStandalone(t *testing.T) {
 			"STATESYNC_STUCK_AFTER":            "5m",
 			"GOMEMLIMIT":                       "192MiB", // 0.75 of the 256Mi limit
 		})
-		for _, absent := range []string{"STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_MONGO_URI_FILE"} {
+		for _, absent := range []string{"STATESYNC_COLLECTIONS", "STATESYNC_KAFKA_SASL_USERNAME", "STATESYNC_KAFKA_SASL_PASSWORD", "STATESYNC_KAFKA_SASL_PASSWORD_FILE", "STATESYNC_MONGO_URI"} {
 			if hasEnv(c, absent) {
 				t.Errorf("%s is set although its value is empty", absent)
 			}
@@ -199,8 +199,9 @@ func TestStandalone(t *testing.T) {
 		}
 	})
 
-	t.Run("the MongoDB URI comes from the chart's Secret by secretKeyRef, never as a literal", func(t *testing.T) {
-		assertSecretRef(t, c, "STATESYNC_MONGO_URI", name, "mongo-uri")
+	t.Run("the MongoDB URI comes from the chart's Secret as a read-only file, never as an environment value", func(t *testing.T) {
+		assertEnv(t, c, map[string]string{"STATESYNC_MONGO_URI_FILE": "/etc/statesync/secrets/mongo-uri"})
+		assertFile(t, mountedFiles(t, d.Template.Spec, c), "/etc/statesync/secrets/mongo-uri", secretFile{Secret: name, Key: "mongo-uri"})
 		s := one[*corev1.Secret](t, docs, "Secret")
 		if s.Name != name {
 			t.Errorf("secret %s, want %s", s.Name, name)
@@ -368,7 +369,7 @@ func TestValues(t *testing.T) {
 		}
 	})
 
-	t.Run("existing secrets are referenced and the chart renders no Secret of its own", func(t *testing.T) {
+	t.Run("existing secrets are mounted as files and the chart renders no Secret of its own", func(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", object{
 			"kafka": object{"brokers": "kafka:9092", "sasl": object{"username": "statesync", "existingSecret": "kafka-creds", "existingSecretKey": "password"}},
 			"mongo": object{"existingSecret": "mongo-creds", "existingSecretKey": "uri", "database": "codr"},
@@ -376,9 +377,11 @@ func TestValues(t *testing.T) {
 		if n := len(docs.ofKind("Secret")); n != 0 {
 			t.Errorf("rendered %d Secrets, want none", n)
 		}
-		c := container(t, workloadOf(t, docs), "statesync")
-		assertSecretRef(t, c, "STATESYNC_MONGO_URI", "mongo-creds", "uri")
-		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "kafka-creds", "password")
+		w := workloadOf(t, docs)
+		c := container(t, w, "statesync")
+		files := mountedFiles(t, w.Template.Spec, c)
+		assertFile(t, files, env(t, c, "STATESYNC_MONGO_URI_FILE").Value, secretFile{Secret: "mongo-creds", Key: "uri"})
+		assertFile(t, files, env(t, c, "STATESYNC_KAFKA_SASL_PASSWORD_FILE").Value, secretFile{Secret: "kafka-creds", Key: "password"})
 		assertEnv(t, c, map[string]string{"STATESYNC_KAFKA_SASL_USERNAME": "statesync"})
 	})
 
@@ -386,8 +389,9 @@ func TestValues(t *testing.T) {
 		docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{
 			"kafka": object{"sasl": object{"username": "statesync", "password": "p4ss"}},
 		}))
-		c := container(t, workloadOf(t, docs), "statesync")
-		assertSecretRef(t, c, "STATESYNC_KAFKA_SASL_PASSWORD", "rel-statesync", "sasl-password")
+		w := workloadOf(t, docs)
+		c := container(t, w, "statesync")
+		assertFile(t, mountedFiles(t, w.Template.Spec, c), env(t, c, "STATESYNC_KAFKA_SASL_PASSWORD_FILE").Value, secretFile{Secret: "rel-statesync", Key: "sasl-password"})
 		s := one[*corev1.Secret](t, docs, "Secret")
 		if got := string(s.Data["sasl-password"]); got != "p4ss" {
 			t.Errorf("secret sasl-password = %q", got)
@@ -408,6 +412,9 @@ func TestValues(t *testing.T) {
 		})
 		if hasEnv(c, "STATESYNC_MONGO_URI") || hasEnv(c, "STATESYNC_KAFKA_SASL_PASSWORD") {
 			t.Error("both a secret file and a secret variable are set")
+		}
+		if len(mountedFiles(t, workloadOf(t, docs).Template.Spec, c)) != 0 {
+			t.Error("the chart mounts secret files although the files are the user's own")
 		}
 		if n := len(docs.ofKind("Secret")); n != 0 {
 			t.Errorf("rendered %d Secrets, want none", n)
@@ -523,7 +530,7 @@ func TestExampleServiceChart(t *testing.T) {
 			"STATESYNC_HTTP_ADDR":      ":9102",
 			"STATESYNC_LOG_FORMAT":     "json",
 		})
-		assertSecretRef(t, c, "STATESYNC_MONGO_URI", "user-preference-mongo", "uri")
+		assertFile(t, mountedFiles(t, d.Template.Spec, c), env(t, c, "STATESYNC_MONGO_URI_FILE").Value, secretFile{Secret: "user-preference-mongo", Key: "uri"})
 		if want := "codr/statesync:" + chartAppVersion(t); c.Image != want {
 			t.Errorf("image = %q, want %q", c.Image, want)
 		}
@@ -608,6 +615,8 @@ spec:
         - name: app
           image: billing:1
         {{- include "statesync.sidecar" (dict "root" . "subchart" "sync") | nindent 8 }}
+      volumes:
+        {{- include "statesync.sidecar.volumes" (dict "root" . "subchart" "sync") | nindent 8 }}
 `)
 		if out, stderr, err := runHelm(t, "dependency", "build", dir); err != nil {
 			t.Fatalf("helm dependency build: %v\n%s%s", err, out, stderr)
@@ -618,7 +627,7 @@ spec:
 		assertEnv(t, c, map[string]string{"STATESYNC_MONGO_DATABASE": "billing"})
 		// The Secret is named after the alias, as the subchart renders it.
 		s := one[*corev1.Secret](t, docs, "Secret")
-		assertSecretRef(t, c, "STATESYNC_MONGO_URI", s.Name, "mongo-uri")
+		assertFile(t, mountedFiles(t, d.Template.Spec, c), env(t, c, "STATESYNC_MONGO_URI_FILE").Value, secretFile{Secret: s.Name, Key: "mongo-uri"})
 	})
 }
 

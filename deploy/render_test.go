@@ -329,20 +329,6 @@ func assertEnv(t *testing.T, c corev1.Container, want map[string]string) {
 	}
 }
 
-func assertSecretRef(t *testing.T, c corev1.Container, name, secretName, key string) {
-	t.Helper()
-	e := env(t, c, name)
-	if e.Value != "" {
-		t.Fatalf("%s is a literal value %q: want a secretKeyRef", name, e.Value)
-	}
-	if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-		t.Fatalf("%s has no secretKeyRef", name)
-	}
-	if r := e.ValueFrom.SecretKeyRef; r.Name != secretName || r.Key != key {
-		t.Errorf("%s from secret %s key %s, want secret %s key %s", name, r.Name, r.Key, secretName, key)
-	}
-}
-
 func port(t *testing.T, c corev1.Container, name string) int32 {
 	t.Helper()
 	for _, p := range c.Ports {

@@ -66,6 +66,12 @@ func TestEveryManifestDecodesStrictly(t *testing.T) {
 				t.Errorf("%d manifests, want at least %d", len(docs), tc.min)
 			}
 			noDuplicateEnv(t, docs)
+			for _, m := range workloads(docs) {
+				w := workloadOf(t, manifests{m})
+				for _, c := range w.Template.Spec.Containers {
+					mountedFiles(t, w.Template.Spec, c) // every mount has its volume, read-only, 0400/0440
+				}
+			}
 			var names []string
 			for _, m := range docs {
 				names = append(names, fmt.Sprintf("%s/%s (%T)", m.Kind, m.Name, m.Obj))
@@ -90,7 +96,8 @@ func TestAMisspeltFieldFails(t *testing.T) {
 			t.Fatalf("helm template: %v\n%s", err, stderr)
 		}
 		_, err = decodeManifests(out)
-		want := `unknown field "spec.template.spec.containers[0].volumeMounts[0].readonly"`
+		// volumeMounts[0] is the chart's own (the MongoDB URI file); the user's follow.
+		want := `unknown field "spec.template.spec.containers[0].volumeMounts[1].readonly"`
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("decoding error = %v, want %s", err, want)
 		}
@@ -147,13 +154,13 @@ func TestExtraEnvMergesByName(t *testing.T) {
 	docs := mustTemplate(t, chartDir, "rel", merge(minimal(), object{"extraEnv": []any{
 		object{"name": "STATESYNC_BATCH_MAX_DOCS", "value": "20"},
 		object{"name": "GODEBUG", "value": "madvdontneed=1"},
-		object{"name": "STATESYNC_MONGO_URI", "valueFrom": object{"secretKeyRef": object{"name": "other", "key": "uri"}}},
+		object{"name": "STATESYNC_MONGO_URI_FILE", "value": "/secrets/other/uri"},
 		object{"name": "GODEBUG", "value": "madvdontneed=0"},
 	}}))
 	c := container(t, workloadOf(t, docs), "statesync")
 	noDuplicateEnv(t, docs)
 	assertEnv(t, c, map[string]string{"STATESYNC_BATCH_MAX_DOCS": "20", "GODEBUG": "madvdontneed=0"})
-	assertSecretRef(t, c, "STATESYNC_MONGO_URI", "other", "uri")
+	assertEnv(t, c, map[string]string{"STATESYNC_MONGO_URI_FILE": "/secrets/other/uri"})
 	if len(c.Env) != len(baseEnv)+1 {
 		t.Errorf("%d variables, want the chart's %d + GODEBUG", len(c.Env), len(baseEnv))
 	}

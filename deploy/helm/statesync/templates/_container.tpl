@@ -49,7 +49,8 @@ statesync.sidecar.
   securityContext:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.extraVolumeMounts }}
+  {{- $mounts := concat (include "statesync.volumeMounts" . | fromYamlArray) (.Values.extraVolumeMounts | default list) }}
+  {{- with $mounts }}
   volumeMounts:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -60,7 +61,6 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
 */}}
 {{- define "statesync.env" -}}
 {{- $port := include "statesync.httpPort" . }}
-{{- $secret := include "statesync.secretName" . -}}
 - name: STATESYNC_KAFKA_BROKERS
   value: {{ required "statesync: kafka.brokers is required" .Values.kafka.brokers | toJson }}
 - name: STATESYNC_KAFKA_GROUP_ID
@@ -74,6 +74,7 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
 {{- $_ := set $props "group.instance.id" ($props | dig "group.instance.id" "$(STATESYNC_POD_NAME)") }}
 {{- $_ := set $props "session.timeout.ms" ($props | dig "session.timeout.ms" (mul (int64 .sessionTimeoutSeconds) 1000)) }}
 {{- end }}{{ end }}
+{{- include "statesync.kafkaTLSProperties" (list . $props) }}
 {{- with $props }}
 - name: STATESYNC_KAFKA_PROPERTIES
   value: {{ include "statesync.joinMap" (list . "=" ";") | toJson }}
@@ -85,18 +86,9 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
 {{- if .Values.kafka.sasl.passwordFile }}
 - name: STATESYNC_KAFKA_SASL_PASSWORD_FILE
   value: {{ .Values.kafka.sasl.passwordFile | toJson }}
-{{- else if .Values.kafka.sasl.existingSecret }}
-- name: STATESYNC_KAFKA_SASL_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.kafka.sasl.existingSecret }}
-      key: {{ .Values.kafka.sasl.existingSecretKey }}
-{{- else if .Values.kafka.sasl.password }}
-- name: STATESYNC_KAFKA_SASL_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: sasl-password
+{{- else if or .Values.kafka.sasl.existingSecret .Values.kafka.sasl.password }}
+- name: STATESYNC_KAFKA_SASL_PASSWORD_FILE
+  value: {{ include "statesync.secretFile" (list . "kafka-sasl-password") | toJson }}
 {{- end }}
 - name: STATESYNC_TOPICS
   value: {{ .Values.kafka.topics | toJson }}
@@ -104,21 +96,8 @@ statesync.env: the chart's own environment, as a YAML list at column 0 (same sco
   value: {{ .Values.kafka.topicRefreshInterval | toJson }}
 - name: STATESYNC_DLT_TOPIC
   value: {{ .Values.kafka.dltTopic | toJson }}
-{{- if .Values.mongo.uriFile }}
 - name: STATESYNC_MONGO_URI_FILE
-  value: {{ .Values.mongo.uriFile | toJson }}
-{{- else }}
-- name: STATESYNC_MONGO_URI
-  valueFrom:
-    secretKeyRef:
-      {{- if .Values.mongo.existingSecret }}
-      name: {{ .Values.mongo.existingSecret }}
-      key: {{ .Values.mongo.existingSecretKey }}
-      {{- else }}
-      name: {{ $secret }}
-      key: mongo-uri
-      {{- end }}
-{{- end }}
+  value: {{ .Values.mongo.uriFile | default (include "statesync.secretFile" (list . "mongo-uri")) | toJson }}
 - name: STATESYNC_MONGO_DATABASE
   value: {{ required "statesync: mongo.database is required" .Values.mongo.database | toJson }}
 {{- with .Values.mongo.collections }}

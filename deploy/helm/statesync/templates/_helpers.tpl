@@ -97,6 +97,7 @@ is a float64 that would print as 8.388608e+06: print whole numbers as integers.
 
 {{/* Checks that cannot be said in values.schema.json, with messages that say what to change. */}}
 {{- define "statesync.validate" -}}
+{{- include "statesync.validateSecrets" . }}
 {{- if not (or .Values.mongo.uri .Values.mongo.existingSecret .Values.mongo.uriFile) }}
 {{- fail "statesync: set mongo.uri, mongo.existingSecret or mongo.uriFile (the MongoDB connection string is required)" }}
 {{- end }}

@@ -30,7 +30,7 @@ spec:
   {{- end }}
   containers:
     {{- include "statesync.container" . | nindent 4 }}
-  {{- with .Values.extraVolumes }}
+  {{- with concat (include "statesync.volumes" . | fromYamlArray) (.Values.extraVolumes | default list) }}
   volumes:
     {{- toYaml . | nindent 4 }}
   {{- end }}

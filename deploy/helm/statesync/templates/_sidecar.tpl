@@ -19,6 +19,9 @@ Companions for the same pod spec:
     metadata.labels: {{- include "statesync.sidecar.podLabels" . | nindent 8 }}
     metadata.annotations: {{- include "statesync.sidecar.podAnnotations" . | nindent 8 }}
       (a checksum of the statesync Secret: a changed mongo.uri or SASL password rolls the pods)
+    spec.volumes: {{- include "statesync.sidecar.volumes" . | nindent 8 }}
+      (required: the secrets, certificates and token statesync reads as files; may render
+      nothing. The pod needs a securityContext.fsGroup, any group: the files are mode 0440)
 */}}
 {{- define "statesync.sidecar.scope" -}}
 {{- /* Prints nothing; fails unless the argument leads to a statesync subchart in sidecar mode. */ -}}
@@ -59,4 +62,11 @@ statesync/sidecar: {{ include "statesync.fullname" (index $root.Subcharts $name)
 {{- $root := . }}{{ $name := "statesync" }}
 {{- if hasKey . "root" }}{{ $root = .root }}{{ $name = .subchart | default "statesync" }}{{ end -}}
 {{- include "statesync.podAnnotations" (index $root.Subcharts $name) }}
+{{- end }}
+
+{{- define "statesync.sidecar.volumes" -}}
+{{- include "statesync.sidecar.scope" . }}
+{{- $root := . }}{{ $name := "statesync" }}
+{{- if hasKey . "root" }}{{ $root = .root }}{{ $name = .subchart | default "statesync" }}{{ end -}}
+{{- include "statesync.volumes" (index $root.Subcharts $name) | trim }}
 {{- end }}
