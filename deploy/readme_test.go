@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"gopkg.in/yaml.v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite the values table of helm/statesync/README.md from values.yaml")
@@ -190,4 +193,161 @@ func TestRunbookURLs(t *testing.T) {
 			t.Errorf("%s has a runbook_url with runbookBaseUrl empty", r.Alert)
 		}
 	}
+}
+
+// readmeSection returns the README's "## <title>" section, up to the next "## " heading.
+func readmeSection(t *testing.T, title string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "\n## "+title+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no ## %s section", title)
+	}
+	section := readme[i+1:]
+	if j := strings.Index(section[3:], "\n## "); j >= 0 {
+		section = section[:j+3]
+	}
+	return section
+}
+
+var (
+	yamlBlock     = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+	secretPath    = regexp.MustCompile(`/etc/statesync/secrets/[A-Za-z0-9._-]+`)
+	statesyncVar  = regexp.MustCompile(`\bSTATESYNC_[A-Z0-9_]+\b`)
+	configVarCell = regexp.MustCompile("(?m)^\\| `(STATESYNC_[A-Z0-9_]+)` \\|")
+)
+
+// TestREADMEConnectingSecurely renders every Helm values example of the README's "Connecting
+// securely" section against the chart, standalone and as the example service chart's statesync
+// values, so the examples cannot rot: each renders and decodes strictly, mounts every secret
+// read-only and none as an environment value, and every file the section names (a URI's
+// tlsCAFile, a SASL password file) is one the chart mounts. Every STATESYNC_ variable it names is
+// in the README's configuration table.
+func TestREADMEConnectingSecurely(t *testing.T) {
+	t.Parallel()
+	section := readmeSection(t, "Connecting securely")
+	blocks := yamlBlock.FindAllStringSubmatch(section, -1)
+	// Each example is named by the ### heading above it.
+	var headings []string
+	for _, at := range yamlBlock.FindAllStringIndex(section, -1) {
+		h := "the introduction"
+		if k := strings.LastIndex(section[:at[0]], "\n### "); k >= 0 {
+			h, _, _ = strings.Cut(section[k+5:], "\n")
+		}
+		headings = append(headings, h)
+	}
+	if len(blocks) < 6 {
+		t.Fatalf("the section has %d yaml examples, want at least 6 (Kafka SASL_SSL, private CA, mTLS; MongoDB TLS, X.509, AWS, OIDC)", len(blocks))
+	}
+	var mu sync.Mutex
+	mounted := map[string]bool{}
+	for i, b := range blocks {
+		var values object
+		if err := yaml.Unmarshal([]byte(b[1]), &values); err != nil {
+			t.Fatalf("yaml example %d is not YAML: %v\n%s", i+1, err, b[1])
+		}
+		// The examples show what they are about; fill in what every install needs.
+		values = merge(object{"kafka": object{"brokers": "kafka:9092"}, "mongo": object{"database": "codr"}}, values)
+		mongo := values["mongo"].(object)
+		ownURI := mongo["uri"] != nil || mongo["existingSecret"] != nil || mongo["uriFile"] != nil
+		if !ownURI {
+			mongo["existingSecret"] = "statesync-mongo"
+		}
+		t.Run(fmt.Sprintf("example %d, %s", i+1, headings[i]), func(t *testing.T) {
+			t.Parallel()
+			check := func(t *testing.T, docs manifests, out string) {
+				w := workloadOf(t, docs)
+				c := container(t, w, "statesync")
+				files := mountedFiles(t, w.Template.Spec, c)
+				noSecretInEnv(t, workloads(docs), out)
+				mu.Lock()
+				for f := range files {
+					mounted[f] = true
+				}
+				mu.Unlock()
+				for k, v := range properties(t, c) {
+					if strings.HasSuffix(k, ".location") {
+						if _, ok := files[v]; !ok {
+							t.Errorf("%s=%s is not a mounted file", k, v)
+						}
+					}
+				}
+				if uri, ok := mongo["uri"].(string); ok {
+					for _, p := range secretPath.FindAllString(strings.ReplaceAll(uri, "%2F", "/"), -1) {
+						if _, ok := files[p]; !ok {
+							t.Errorf("the URI names %s, which the chart does not mount with these values", p)
+						}
+					}
+				}
+			}
+			t.Run("standalone", func(t *testing.T) {
+				out, stderr, err := templateText(t, chartDir, "rel", values)
+				if err != nil {
+					t.Fatalf("helm template: %v\n%s\nvalues:\n%s", err, stderr, b[1])
+				}
+				docs, err := decodeManifests(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, docs, out)
+				if sa, ok := values["serviceAccount"].(object); ok {
+					// e.g. IRSA's role-arn: on the ServiceAccount the pod runs as.
+					a := one[*corev1.ServiceAccount](t, docs, "ServiceAccount")
+					for k, v := range sa["annotations"].(object) {
+						if a.Annotations[k] != v {
+							t.Errorf("ServiceAccount annotation %s = %q, want %q", k, a.Annotations[k], v)
+						}
+					}
+					if w := workloadOf(t, docs); w.Template.Spec.ServiceAccountName != a.Name {
+						t.Errorf("the pod runs as %q, not the annotated %q", w.Template.Spec.ServiceAccountName, a.Name)
+					}
+				}
+			})
+			t.Run("sidecar", func(t *testing.T) {
+				buildExampleDeps(t)
+				sidecar := merge(object{}, values)
+				if ownURI {
+					sidecar = merge(object{"mongo": object{"existingSecret": ""}}, sidecar)
+				}
+				out, stderr, err := templateText(t, exampleDir, "shop", object{"statesync": sidecar})
+				if err != nil {
+					t.Fatalf("helm template: %v\n%s\nvalues:\n%s", err, stderr, b[1])
+				}
+				docs, err := decodeManifests(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, docs, out)
+			})
+		})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		for _, p := range secretPath.FindAllString(section, -1) {
+			if !mounted[p] {
+				t.Errorf("the section names %s, which no example mounts", p)
+			}
+		}
+	})
+
+	t.Run("every STATESYNC_ variable it names is in the configuration table", func(t *testing.T) {
+		table := map[string]bool{}
+		for _, m := range configVarCell.FindAllStringSubmatch(readmeSection(t, "Configuration"), -1) {
+			table[m[1]] = true
+		}
+		if len(table) < 10 {
+			t.Fatalf("found %d variables in the configuration table", len(table))
+		}
+		for _, v := range statesyncVar.FindAllString(section, -1) {
+			if !table[v] {
+				t.Errorf("%s is not a statesync variable (not in the README's configuration table)", v)
+			}
+		}
+	})
 }
