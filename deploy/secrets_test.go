@@ -314,6 +314,8 @@ func TestSecretSettingsThatConflict(t *testing.T) {
 		{"a MongoDB TLS Secret with nothing to mount", merge(minimal(), object{"mongo": object{"tls": object{"existingSecret": "t", "caKey": ""}}}), "nothing to mount"},
 		{"a mongo.uri that does not name the mounted TLS files", merge(minimal(), object{"mongo": object{"uri": "mongodb://u:p@db/?tls=true", "tls": object{"existingSecret": "t", "clientCertificate": true}}}),
 			"add tlsCAFile=/etc/statesync/secrets/mongo-ca.crt&tlsCertificateKeyFile=/etc/statesync/secrets/mongo-client.pem to the URI"},
+		{"a STATESYNC_MONGO_URI of one's own beside the chart's file", merge(minimal(), object{"extraEnv": []any{object{"name": "STATESYNC_MONGO_URI", "valueFrom": object{"secretKeyRef": object{"name": "m", "key": "uri"}}}}}), "use mongo.existingSecret"},
+		{"a STATESYNC_KAFKA_SASL_PASSWORD of one's own beside a SASL secret", merge(minimal(), object{"kafka": object{"sasl": object{"username": "u", "existingSecret": "k"}}, "extraEnv": []any{object{"name": "STATESYNC_KAFKA_SASL_PASSWORD", "value": "x"}}}), "keep kafka.sasl.existingSecret"},
 		{"an OIDC token without an audience", merge(minimal(), object{"mongo": object{"oidcToken": object{"enabled": true}}}), "mongo.oidcToken.audience"},
 		{"a misspelt kafka.tls key (schema)", merge(minimal(), object{"kafka": object{"tls": object{"existingSecret": "t", "ca": "ca.crt"}}}), "ca"},
 		{"a Secret key that cannot be one (schema)", merge(minimal(), object{"mongo": object{"tls": object{"existingSecret": "t", "caKey": "ca crt"}}}), "caKey"},

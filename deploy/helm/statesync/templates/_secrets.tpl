@@ -123,6 +123,14 @@ Takes (list scope properties) and sets them in properties.
 {{- if gt (len $sasl) 1 }}
 {{- fail (printf "statesync: set only one of kafka.sasl.password, kafka.sasl.existingSecret and kafka.sasl.passwordFile (got %s)" (join ", " $sasl)) }}
 {{- end }}
+{{- range $v.extraEnv }}
+{{- if eq .name "STATESYNC_MONGO_URI" }}
+{{- fail "statesync: extraEnv sets STATESYNC_MONGO_URI, but the chart passes the URI as the file STATESYNC_MONGO_URI_FILE and statesync refuses both: use mongo.existingSecret (mounted as a file) instead" }}
+{{- end }}
+{{- if and (eq .name "STATESYNC_KAFKA_SASL_PASSWORD") (gt (len $sasl) 0) }}
+{{- fail (printf "statesync: extraEnv sets STATESYNC_KAFKA_SASL_PASSWORD and %s is set: statesync refuses both; keep %s" (first $sasl) (first $sasl)) }}
+{{- end }}
+{{- end }}
 {{- $props := $v.kafka.properties | default dict }}
 {{- with $v.kafka.tls }}
 {{- if .existingSecret }}
