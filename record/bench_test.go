@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,4 +97,49 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCPURef measures, over the same 1,000 values, encoding/json.Valid
+// and Decode (the fast path) per value: the values are dataset.Entity
+// payloads published as cmd/statesync's stateMessage does (record-only value,
+// hex key, Kafka headers key, traceId, processedAt). One op is one value;
+// compare the kinds' cpu-ns/value within a run. batch.TestCPURatio prints the
+// ratios, with batching too.
+//
+//	go test -run XXX -bench '^BenchmarkCPURef$' -count 8 ./record/ | benchstat -col /kind -
+func BenchmarkCPURef(b *testing.B) {
+	msgs := make([]Message, 1000)
+	var bytes int
+	for i := range msgs {
+		id, payload := dataset.Entity(1, i)
+		key := []byte(id.Hex())
+		msgs[i] = Message{
+			Topic: "codr.state.user", Offset: int64(i), Key: key,
+			Value: append(append([]byte(`{"payload":`), payload...), '}'),
+			Headers: []Header{
+				{HeaderKey, key},
+				{HeaderTraceID, []byte("7d1f0c8e-2b4a-4c5e-9f3a-" + strconv.Itoa(100000000000+i))},
+				{HeaderProcessedAt, []byte(time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano))},
+			},
+		}
+		bytes += len(msgs[i].Value)
+	}
+	for _, kind := range []string{"valid", "decode"} {
+		b.Run("kind="+kind, func(b *testing.B) {
+			b.SetBytes(int64(bytes / len(msgs)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for i := 0; b.Loop(); i++ {
+				m := &msgs[i%len(msgs)]
+				if kind == "valid" {
+					if !json.Valid(m.Value) {
+						b.Fatal("invalid")
+					}
+				} else if _, err := Decode(*m, DecodeOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/value")
+		})
+	}
 }
