@@ -2,6 +2,7 @@ package record
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -410,6 +411,27 @@ func TestProcessedAtIsKeptToTheMillisecondAsMongoDBStoresIt(t *testing.T) {
 		}
 		if want := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); !r.ProcessedAt.Equal(want) {
 			t.Errorf("reference=%v: processedAt %s, want %s", ref, r.ProcessedAt.Format(time.RFC3339Nano), want)
+		}
+	}
+}
+
+// parseUTCMillis computes the date itself: it must agree with package time
+// on every day of years around the edges (0, leap and century years, 9999),
+// and refuse the days a month does not have.
+func TestParseUTCMillisMatchesPackageTime(t *testing.T) {
+	for _, y := range []int{0, 1, 3, 4, 99, 100, 399, 400, 1582, 1899, 1900, 1969, 1970, 1971, 1999, 2000, 2023, 2024, 2100, 2400, 9999} {
+		for mo := 1; mo <= 12; mo++ {
+			for d := 1; d <= 31; d++ {
+				s := fmt.Sprintf("%04d-%02d-%02dT23:59:58.999Z", y, mo, d)
+				got, ok := parseUTCMillis([]byte(s))
+				tm := time.Date(y, time.Month(mo), d, 23, 59, 58, 999e6, time.UTC)
+				if want := tm.Day() == d; ok != want {
+					t.Fatalf("%s: ok %v, want %v", s, ok, want)
+				}
+				if ok && got != tm.UnixMilli() {
+					t.Fatalf("%s: %d, want %d", s, got, tm.UnixMilli())
+				}
+			}
 		}
 	}
 }

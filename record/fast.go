@@ -191,30 +191,57 @@ func (d *fastDecoder) plainKey() ([]byte, bool) {
 	if !d.expect('"') {
 		return nil, false
 	}
+	in := d.in
 	start := d.pos
-	for d.pos < len(d.in) {
-		c := d.in[d.pos]
-		if c > '"' && c != '\\' && c < 0x80 || c == ' ' || c == '!' {
-			d.pos++
-			continue
-		}
+	i := plainRun(in, start)
+	for i < len(in) {
+		c := in[i]
 		switch {
 		case c == '"':
-			d.pos++
-			return d.in[start : d.pos-1], true
+			d.pos = i + 1
+			return in[start:i], true
 		case c == '\\' || c < 0x20:
 			return nil, false
 		case c < 0x80:
-			d.pos++
+			i++
 		default:
-			r, n := utf8.DecodeRune(d.in[d.pos:])
+			r, n := utf8.DecodeRune(in[i:])
 			if r == utf8.RuneError && n == 1 {
 				return nil, false
 			}
-			d.pos += n
+			i += n
 		}
+		i = plainRun(in, i)
 	}
 	return nil, false
+}
+
+// plainRun returns the index of the first byte of in at or after i that is
+// a quote, a backslash, a control character or not ASCII (len(in) if none):
+// the end of a run of string bytes that are copied as they are. It reads 8
+// bytes at a time.
+func plainRun(in []byte, i int) int {
+	for ; i+8 <= len(in); i += 8 {
+		if m := specialBytes(binary.LittleEndian.Uint64(in[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(in); i++ {
+		if c := in[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			return i
+		}
+	}
+	return i
+}
+
+// specialBytes flags (bit 7 of the byte) the bytes of w that are '"', '\\',
+// below 0x20 or from 0x80. Only the lowest flag is exact (a borrow can flag a
+// byte above a flagged one), which is all plainRun needs.
+func specialBytes(w uint64) uint64 {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	q := w ^ ('"' * ones)
+	b := w ^ ('\\' * ones)
+	return ((q-ones)&^q | (b-ones)&^b | (w-0x20*ones)&^w | w) & high
 }
 
 func (d *fastDecoder) record() bool {
@@ -689,15 +716,7 @@ func (d *fastDecoder) number() (bson.Type, bool) {
 func (d *fastDecoder) str() bool {
 	in := d.in
 	for {
-		i := d.pos
-		for i < len(in) {
-			c := in[i]
-			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-				break
-			}
-			i++
-		}
-		d.out = append(d.out, in[d.pos:i]...)
+		i := d.copyRun()
 		d.pos = i
 		if i >= len(in) {
 			return false
@@ -724,6 +743,38 @@ func (d *fastDecoder) str() bool {
 			}
 		}
 	}
+}
+
+// copyRun appends the run of plain string bytes at d.pos (see plainRun) to
+// d.out and returns the index that ends it. It copies 8 bytes at a time,
+// writing past the run into out's spare capacity (never past the input's
+// length plus 8, which it makes sure of). Only the length of d.out is
+// stored, unless it grows.
+func (d *fastDecoder) copyRun() int {
+	in, pos := d.in, d.pos
+	if cap(d.out)-len(d.out) < len(in)-pos+8 {
+		d.out = slices.Grow(d.out, len(in)-pos+8)
+	}
+	l := len(d.out)
+	buf := d.out[:cap(d.out)]
+	for ; pos+8 <= len(in); pos, l = pos+8, l+8 {
+		w := binary.LittleEndian.Uint64(in[pos:])
+		binary.LittleEndian.PutUint64(buf[l:], w)
+		if m := specialBytes(w); m != 0 {
+			k := bits.TrailingZeros64(m) >> 3
+			d.out = d.out[:l+k]
+			return pos + k
+		}
+	}
+	for ; pos < len(in); pos, l = pos+1, l+1 {
+		c := in[pos]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			break
+		}
+		buf[l] = c
+	}
+	d.out = d.out[:l]
+	return pos
 }
 
 // escape decodes one escape sequence; d.pos is just after the backslash.
@@ -832,6 +883,9 @@ func (d *fastDecoder) wrapperString() ([]byte, bool) {
 // $numberLong, $numberInt, $numberDouble, $numberDecimal); d.pos is at the
 // first key's quote. Any other wrapper, or any irregularity, declines.
 func (d *fastDecoder) wrapper() (bson.Type, bool) {
+	if t, ok := d.compactWrapper(); ok {
+		return t, true
+	}
 	key, ok := d.plainKey()
 	if !ok || !d.expect(':') {
 		return 0, false
@@ -897,6 +951,39 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 		return 0, false
 	}
 	return t, true
+}
+
+// compactWrapper transcodes the two wrappers of most payloads written
+// without spaces, {"$oid":"<24 hex>"} and {"$date":"<yyyy-mm-ddThh:mm:ss.mmmZ>"}
+// (d.pos at the first key's quote), as wrapper would; false (nothing read or
+// written) on anything else.
+func (d *fastDecoder) compactWrapper() (bson.Type, bool) {
+	in := d.in[d.pos:]
+	switch {
+	case len(in) >= 34 && string(in[:8]) == `"$oid":"` && in[32] == '"' && in[33] == '}':
+		var oid bson.ObjectID
+		var seen byte
+		for i := range oid {
+			hi, lo := hexNibble[in[8+2*i]], hexNibble[in[9+2*i]]
+			seen |= hi | lo
+			oid[i] = hi<<4 | lo&0x0f
+		}
+		if seen&notHex != 0 {
+			return 0, false
+		}
+		d.out = append(d.out, oid[:]...)
+		d.pos += 34
+		return bson.TypeObjectID, true
+	case len(in) >= 35 && string(in[:9]) == `"$date":"` && in[33] == '"' && in[34] == '}':
+		ms, ok := parseUTCMillis(in[9:33])
+		if !ok {
+			return 0, false
+		}
+		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(ms))
+		d.pos += 35
+		return bson.TypeDateTime, true
+	}
+	return 0, false
 }
 
 // wrapperDate reads a $date's value: a relaxed date string or a
@@ -987,11 +1074,39 @@ func parseUTCMillis(s []byte) (int64, bool) {
 	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0 {
 		return 0, false
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
-	if t.Day() != d {
+	if d > daysIn(y, mo) {
 		return 0, false
 	}
-	return t.Unix()*1000 + int64(ms), true
+	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+sec)
+	return secs*1000 + int64(ms), true
+}
+
+// daysIn is the number of days of month mo (1-12) of year y (proleptic
+// Gregorian, as package time).
+func daysIn(y, mo int) int {
+	if mo == 2 {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (mo+mo>>3)&1
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-mo-d (y >= 0,
+// proleptic Gregorian; Howard Hinnant's days_from_civil).
+func daysFromCivil(y, mo, d int) int64 {
+	if mo <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	doy := (153*((mo+9)%12)+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 // skipValue validates and skips one JSON value (envelope parts other than the
