@@ -11,19 +11,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/codr/statesync/batch"
 	"github.com/codr/statesync/config"
-	"github.com/codr/statesync/deadletter"
-	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/offsets"
-	"github.com/codr/statesync/record"
 	"github.com/codr/statesync/sink"
 	"github.com/codr/statesync/statelog"
 )
@@ -64,156 +59,6 @@ func newLogger(cfg config.Config, w io.Writer, terminal bool) (*zap.Logger, erro
 	}
 	ws := zapcore.Lock(zapcore.AddSync(w))
 	return zap.New(zapcore.NewCore(enc, ws, lvl), zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel)), nil
-}
-
-// syncTopics is the pipeline: consumer → decode → batch → applier (MongoDB
-// + dead letters) → stored offsets. Components start in dependency order and
-// stop in reverse under the shutdown grace.
-func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, error) {
-	cfg := e.cfg
-	log := e.logger()
-	defer log.Sync() //nolint:errcheck // best effort on exit
-	log.Info("starting statesync", append(buildFields(), zap.Bool("import", importMode),
-		zap.String("topics", cfg.Topics), zap.String("database", cfg.MongoDatabase))...)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
-	metrics.RegisterBuildInfo(reg, build())
-	kl := e.kafkaLogging()
-	kl.Brokers.OnChange = func(up bool) { m.KafkaUp.Set(b2f(up)) }
-	mongoHosts := mongoAddresses(cfg.MongoURI)
-	mongoCond := &statelog.Condition{Log: log, Fields: []zap.Field{zap.String("hosts", mongoHosts)},
-		Failing:   "MongoDB unreachable (" + mongoHosts + "); writes wait and are retried, nothing is skipped",
-		Recovered: "MongoDB reachable again (" + mongoHosts + ")"}
-	health := newHealth(cfg, m)
-
-	// /readyz answers from the start: not ready until MongoDB and the
-	// brokers answer and the group is joined.
-	if cfg.HTTPAddr != "" {
-		srv, err := serveHTTP(cfg.HTTPAddr, reg, health, log)
-		if err != nil {
-			return summaryView{}, err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			log.Info("stopped HTTP server")
-		}()
-	}
-
-	db, err := connectSink(cfg)
-	if err != nil {
-		return summaryView{}, err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-		log.Info("closed MongoDB client")
-	}()
-
-	if importMode {
-		// import ends: MongoDB must answer now, not after the records are read
-		if err := checkMongo(ctx, db, cfg, mongoHosts); err != nil {
-			return summaryView{}, err
-		}
-	}
-
-	producer, err := offsets.NewProducer(cfg.KafkaConfig(), "dlt-producer", kl)
-	if err != nil {
-		return summaryView{}, err
-	}
-	defer func() {
-		producer.Close(5 * time.Second)
-		log.Info("closed dead-letter producer")
-	}()
-
-	dlt := &deadletter.Publisher{P: producer, Topic: cfg.DLTTopic, Log: log, Metrics: m,
-		StaleAfter: 2*cfg.RetryMaxBackoff + time.Minute} // the applier retries a failed dead letter at least this often
-	health.setDeadLetters(dlt.Blocked)
-	applier := sink.NewApplier(db, dlt, sink.ApplyOptions{
-		Collection:      cfg.Collection,
-		MaxBackoff:      cfg.RetryMaxBackoff,
-		UnwritableAfter: cfg.UnwritableAfter,
-		Log:             log,
-		Metrics:         m,
-		Health:          health.setMongo,
-	})
-	var sum summary
-	writer := writerFunc(func(ctx context.Context, b *batch.Batch) error {
-		out, err := applier.Apply(ctx, b)
-		sum.add(out, b)
-		return err
-	})
-
-	sel, _ := cfg.TopicSelection() // validated by config
-	consumer, err := offsets.New(offsets.Options{
-		Kafka: cfg.KafkaConfig(), GroupID: cfg.KafkaGroupID, Subscription: sel.Subscription(),
-		RefreshInterval: cfg.TopicRefreshInterval,
-		Batch:           batch.Options{MaxDocs: cfg.BatchMaxDocs, MaxBytes: cfg.BatchMaxBytes, MaxWait: cfg.BatchMaxWait, StaleGuard: cfg.StaleGuard},
-		Concurrency:     cfg.WriteConcurrency,
-		Decode:          record.DecodeOptions{},
-		ShutdownGrace:   cfg.ShutdownGrace,
-		StopAtEnd:       importMode,
-		Exclude:         []string{cfg.DLTTopic}, // never consume our own dead letters, whatever the regex matches
-		FutureSkew:      cfg.FutureSkew,
-		Log:             log,
-		Brokers:         kl.Brokers,
-		Metrics:         m,
-	}, writer)
-	if err != nil {
-		return summaryView{}, err
-	}
-	health.status.Store(consumer.Status())
-
-	pingCtx, stopPing := context.WithCancel(context.Background())
-	defer stopPing()
-	go health.watchMongo(pingCtx, explainingPinger{db, cfg, mongoHosts}, mongoCond)
-
-	if err := checkKafka(ctx, consumer, cfg, importMode, health, kl.Brokers); err != nil {
-		if cerr := consumer.Close(5 * time.Second); cerr != nil {
-			log.Warn("close consumer", zap.Error(cerr))
-		}
-		if errors.Is(err, errStopped) {
-			log.Info("stopped before the brokers answered")
-			return summaryView{}, nil
-		}
-		return summaryView{}, err
-	}
-
-	var stopProgress func()
-	if importMode {
-		stopProgress = startProgress(e, consumer.Status(), &sum, log)
-	}
-	sum.start = time.Now()
-	err = consumer.Run(ctx)
-	sum.elapsed = time.Since(sum.start)
-	if stopProgress != nil {
-		stopProgress()
-	}
-	if err != nil {
-		log.Error("consumer stopped with an error", zap.Error(err))
-		return sum.snapshot(), err
-	}
-	log.Info("stopped cleanly", zap.Int64("written", sum.written.Load()), zap.Int64("dead_lettered", sum.deadLettered.Load()))
-	view := sum.snapshot()
-	if importMode {
-		view.Documents = map[string]int64{}
-		for _, topic := range sum.topicNames() {
-			coll := cfg.Collection(topic)
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			n, err := db.Client().Database(cfg.MongoDatabase).Collection(coll).CountDocuments(cctx, bson.D{})
-			cancel()
-			if err != nil {
-				log.Warn("count documents", zap.String("collection", coll), zap.Error(err))
-				continue
-			}
-			view.Documents[coll] = n
-		}
-	}
-	return view, nil
 }
 
 // connectSink opens the MongoDB sink the configuration describes.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,7 +176,8 @@ func TestASecondSignalExitsAtOnce(t *testing.T) {
 
 // With the brokers unreachable, run logs through zap only (no raw
 // librdkafka line) and says it once, not once per reconnect attempt; the
-// first SIGINT stops it cleanly (exit 0).
+// first SIGINT stops it cleanly (exit 0), closing what it built in reverse
+// order, each step logged.
 func TestUnreachableBrokersAreOneJSONLineNotOnePerRetry(t *testing.T) {
 	proc := startProcess(t, map[string]string{
 		"STATESYNC_KAFKA_BROKERS":  "127.0.0.1:1",
@@ -191,16 +193,30 @@ func TestUnreachableBrokersAreOneJSONLineNotOnePerRetry(t *testing.T) {
 		t.Errorf("exit %d after SIGINT, want 0", proc.code)
 	}
 	lines := jsonLines(t, proc.log())
+	before := slices.IndexFunc(lines, func(l map[string]any) bool { return strings.HasPrefix(l["msg"].(string), "received SIGINT") })
+	if before < 0 {
+		t.Fatalf("the SIGINT is not logged:\n%s", proc.log())
+	}
 	unreachable := 0
+	var closing []string // the shutdown's steps
 	for _, l := range lines {
-		if strings.Contains(l["msg"].(string), "Kafka brokers unreachable (127.0.0.1:1)") {
+		msg := l["msg"].(string)
+		if strings.Contains(msg, "Kafka brokers unreachable (127.0.0.1:1)") {
 			unreachable++
 		}
+		if strings.HasPrefix(msg, "closing ") || strings.HasPrefix(msg, "closed ") {
+			closing = append(closing, msg)
+		}
 	}
-	if unreachable != 1 || len(lines) > 10 {
-		t.Errorf("%d lines in 8 s, %d saying the brokers are unreachable, want a handful and 1:\n%s", len(lines), unreachable, proc.log())
+	if unreachable != 1 || before > 10 {
+		t.Errorf("%d lines in 8 s, %d saying the brokers are unreachable, want a handful and 1:\n%s", before, unreachable, proc.log())
 	}
-	t.Logf("%d log lines in 8 s with unreachable brokers; SIGINT → exit %d after %s", len(lines), proc.code, took.Round(time.Millisecond))
+	want := []string{"closing MongoDB ping", "closed MongoDB ping", "closing consumer", "closed consumer",
+		"closing dead-letter producer", "closed dead-letter producer", "closing MongoDB client", "closed MongoDB client"}
+	if !slices.Equal(closing, want) {
+		t.Errorf("shutdown logged %q, want %q", closing, want)
+	}
+	t.Logf("%d log lines in 8 s with unreachable brokers; SIGINT → exit %d after %s", before, proc.code, took.Round(time.Millisecond))
 }
 
 // publish to brokers that do not answer: SIGINT during the start check
