@@ -259,6 +259,9 @@ func parseProcessedAtHeader(v []byte) (time.Time, error) {
 	if v[0] == '{' {
 		return parseProcessedAtJSON(v)
 	}
+	if t, ok := parseUTCNano(v); ok {
+		return t, nil
+	}
 	t, ok := parseISO(string(v))
 	if !ok {
 		return time.Time{}, fmt.Errorf("header processedAt %q is not an ISO-8601 date (want RFC 3339, e.g. 2024-05-01T12:00:00.000Z)", truncate(v, 64))
@@ -323,6 +326,36 @@ func parseISO(s string) (time.Time, bool) {
 		}
 	}
 	return t.UTC(), true
+}
+
+// parseUTCNano reads the common processedAt, "2006-01-02T15:04:05Z" with 0
+// to 9 fraction digits, as parseISO would; false on anything else, which
+// parseISO then decides.
+func parseUTCNano(s []byte) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[19] != '.' && len(s) != 20 {
+		return time.Time{}, false
+	}
+	secs, ok := parseDateTime(s[:19])
+	if !ok {
+		return time.Time{}, false
+	}
+	var ns int64
+	if len(s) > 20 {
+		frac := s[20 : len(s)-1]
+		if len(frac) == 0 || len(frac) > 9 {
+			return time.Time{}, false
+		}
+		for _, c := range frac {
+			if c < '0' || c > '9' {
+				return time.Time{}, false
+			}
+			ns = ns*10 + int64(c-'0')
+		}
+		for range 9 - len(frac) {
+			ns *= 10
+		}
+	}
+	return time.Unix(secs, ns).UTC(), true
 }
 
 // idMatches reports whether a payload _id/id value of BSON type t with value

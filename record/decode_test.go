@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -432,6 +434,59 @@ func TestParseUTCMillisMatchesPackageTime(t *testing.T) {
 					t.Fatalf("%s: %d, want %d", s, got, tm.UnixMilli())
 				}
 			}
+		}
+	}
+}
+
+// number's exact fast path gives ParseFloat's float64, sign of zero included.
+func TestExactDecimalMatchesParseFloat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lits := []string{"0.0", "-0.0", "-0.000", "0.1", "0.3", "1.7976931348623", "999999999999.999", "-123456789012.345", "0.000000000000001", "9007199254.740993"}
+	for range 200000 {
+		intPart := strconv.FormatUint(rng.Uint64N(1_000_000_000_000), 10)
+		intPart = intPart[:min(len(intPart), 1+rng.IntN(12))]
+		frac := strconv.FormatUint(rng.Uint64(), 10)
+		frac = frac[:min(len(frac), 1+rng.IntN(15))]
+		s := intPart + "." + frac
+		if rng.IntN(2) == 0 {
+			s = "-" + s
+		}
+		lits = append(lits, s)
+	}
+	for _, s := range lits {
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := exactDecimal([]byte(s), strings.IndexByte(s, '.'), false)
+		if ok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%s: %v, want %v", s, got, want)
+		}
+	}
+}
+
+// processedAt's fast path gives parseISO's time.Time, the same value.
+func TestParseUTCNanoMatchesParseISO(t *testing.T) {
+	for _, s := range []string{
+		"2024-05-01T12:00:00Z", "2024-05-01T12:00:00.1Z", "2024-05-01T12:00:00.123Z", "2024-05-01T12:00:00.123456789Z",
+		"2024-05-01T12:00:00.1234567891Z", "2024-05-01T12:00:00.Z", "2024-02-29T23:59:59.999999999Z", "2023-02-29T00:00:00Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.9Z", "1969-12-31T23:59:59.5Z", "2024-05-01T24:00:00Z", "2024-05-01T12:00:60Z",
+		"2024-05-01T12:00:00+00:00", "2024-05-01 12:00:00Z", "2024-13-01T12:00:00Z", "2024-05-01T12:00:0xZ", "2024-05-01T12:00:00.12a4Z",
+	} {
+		want, wantOK := parseISO(s)
+		got, ok := parseUTCNano([]byte(s))
+		if ok && (!wantOK || got != want) {
+			t.Errorf("%s: %v, want %v %v", s, got, want, wantOK)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		tm := time.Unix(rng.Int64N(300000000000)-62135596800, rng.Int64N(1e9)).UTC()
+		s := tm.Format(time.RFC3339Nano)
+		want, _ := parseISO(s)
+		got, ok := parseUTCNano([]byte(s))
+		if !ok || got != want {
+			t.Fatalf("%s: %v %v, want %v", s, got, ok, want)
 		}
 	}
 }

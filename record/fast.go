@@ -338,27 +338,33 @@ func (d *fastDecoder) objectBody(top bool) bool {
 	var bloom uint64 // one bit per name's length, first and last byte
 	maybe := false   // a name hit the Bloom word: repeated decides
 	for {
-		if !d.expect('"') {
-			return false
-		}
 		typePos := len(d.out)
-		d.out = append(d.out, 0)
-		keyStart := len(d.out)
-		d.escaped = false
-		if !d.str() {
-			return false
+		keyStart := typePos + 1
+		if !d.plainName() {
+			if !d.expect('"') {
+				return false
+			}
+			d.out = append(d.out, 0)
+			d.escaped = false
+			if !d.str() {
+				return false
+			}
+			// A NUL can only come from a \u0000 escape.
+			key := d.out[keyStart:]
+			if d.escaped && bytes.IndexByte(key, 0) >= 0 {
+				return false
+			}
+			d.out = append(d.out, 0)
+			if !d.expect(':') {
+				return false
+			}
 		}
-		// A NUL can only come from a \u0000 escape.
-		key := d.out[keyStart:]
-		if len(key) > 0 && key[0] == '$' || d.escaped && bytes.IndexByte(key, 0) >= 0 {
+		valStart := len(d.out)
+		key := d.out[keyStart : valStart-1]
+		if len(key) > 0 && key[0] == '$' {
 			return false
 		}
 		bit := nameBit(key)
-		d.out = append(d.out, 0)
-		if !d.expect(':') {
-			return false
-		}
-		valStart := len(d.out)
 		t, ok := d.value()
 		if !ok {
 			return false
@@ -394,6 +400,42 @@ func (d *fastDecoder) objectBody(top bool) bool {
 			return ok
 		}
 	}
+}
+
+// plainName reads the common member name, `"<plain ASCII>":` with no space
+// before the colon, at d.pos (after spaces), and appends its element header
+// (a type byte to fill in, the name, NUL) to d.out, as objectBody's general
+// path would. It returns false, having read and written nothing, on any
+// other name.
+func (d *fastDecoder) plainName() bool {
+	d.ws()
+	in, pos := d.in, d.pos
+	if pos >= len(in) || in[pos] != '"' {
+		return false
+	}
+	pos++
+	if cap(d.out)-len(d.out) < len(in)-pos+16 {
+		d.out = slices.Grow(d.out, len(in)-pos+16)
+	}
+	l := len(d.out) + 1 // after the type byte
+	buf := d.out[:cap(d.out)]
+	for ; pos+8 <= len(in); pos, l = pos+8, l+8 {
+		w := binary.LittleEndian.Uint64(in[pos:])
+		binary.LittleEndian.PutUint64(buf[l:], w)
+		if m := specialBytes(w); m != 0 {
+			k := bits.TrailingZeros64(m) >> 3
+			pos, l = pos+k, l+k
+			if in[pos] != '"' || pos+1 >= len(in) || in[pos+1] != ':' {
+				return false
+			}
+			buf[len(d.out)] = 0
+			buf[l] = 0
+			d.out = d.out[:l+1]
+			d.pos = pos + 2
+			return true
+		}
+	}
+	return false
 }
 
 // nameBit is a field name's bit in objectBody's Bloom word: of its length,
@@ -645,9 +687,11 @@ func (d *fastDecoder) number() (bson.Type, bool) {
 	default:
 		return 0, false
 	}
-	isFloat := false
+	isFloat, hasExp := false, false
+	dot := -1
 	if i < len(in) && in[i] == '.' {
 		isFloat = true
+		dot = i
 		i++
 		j := i
 		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
@@ -658,7 +702,7 @@ func (d *fastDecoder) number() (bson.Type, bool) {
 		}
 	}
 	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
-		isFloat = true
+		isFloat, hasExp = true, true
 		i++
 		if i < len(in) && (in[i] == '+' || in[i] == '-') {
 			i++
@@ -701,13 +745,44 @@ func (d *fastDecoder) number() (bson.Type, bool) {
 			return bson.TypeInt64, true
 		}
 	}
-	f, err := strconv.ParseFloat(string(lit), 64)
-	if err != nil {
-		return 0, false
+	f, ok := exactDecimal(lit, dot-start, hasExp)
+	if !ok {
+		var err error
+		if f, err = strconv.ParseFloat(string(lit), 64); err != nil {
+			return 0, false
+		}
 	}
 	d.out = binary.LittleEndian.AppendUint64(d.out, math.Float64bits(f))
 	return bson.TypeDouble, true
 }
+
+// exactDecimal is strconv.ParseFloat's exact fast path (Clinger's) for a
+// number literal without exponent whose dot is at lit[dot] and which has at
+// most 15 digits: the digits and the power of ten are exact float64s, so one
+// correctly rounded division gives the same float64 as ParseFloat.
+func exactDecimal(lit []byte, dot int, hasExp bool) (float64, bool) {
+	neg := lit[0] == '-'
+	digits := len(lit) - 1
+	if neg {
+		digits--
+	}
+	if hasExp || dot < 0 || digits > 15 {
+		return 0, false
+	}
+	var mant uint64
+	for _, c := range lit {
+		if c >= '0' {
+			mant = mant*10 + uint64(c-'0')
+		}
+	}
+	f := float64(mant) / float64pow10[len(lit)-1-dot]
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // str decodes a JSON string (opening quote consumed) onto d.out, with the
 // escape handling of the bson extended-JSON scanner: a lone surrogate becomes
@@ -1049,21 +1124,10 @@ func parseExtJSONDate(s []byte) (int64, bool) {
 
 // parseUTCMillis reads "2006-01-02T15:04:05Z" or "2006-01-02T15:04:05.000Z".
 func parseUTCMillis(s []byte) (int64, bool) {
-	if len(s) != 20 && len(s) != 24 || s[len(s)-1] != 'Z' ||
-		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+	if len(s) != 20 && len(s) != 24 || s[len(s)-1] != 'Z' {
 		return 0, false
 	}
-	num := func(b []byte) int {
-		n := 0
-		for _, c := range b {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	y, mo, d, h, mi, sec := num(s[0:4]), num(s[5:7]), num(s[8:10]), num(s[11:13]), num(s[14:16]), num(s[17:19])
+	secs, ok := parseDateTime(s[:19])
 	ms := 0
 	if len(s) == 24 {
 		if s[19] != '.' {
@@ -1071,14 +1135,38 @@ func parseUTCMillis(s []byte) (int64, bool) {
 		}
 		ms = num(s[20:23])
 	}
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0 {
+	if !ok || ms < 0 {
+		return 0, false
+	}
+	return secs*1000 + int64(ms), true
+}
+
+// parseDateTime reads "2006-01-02T15:04:05" (a valid date and time, second
+// 59 at most) as seconds since the Unix epoch.
+func parseDateTime(s []byte) (int64, bool) {
+	if len(s) != 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
+	y, mo, d, h, mi, sec := num(s[0:4]), num(s[5:7]), num(s[8:10]), num(s[11:13]), num(s[14:16]), num(s[17:19])
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
 		return 0, false
 	}
 	if d > daysIn(y, mo) {
 		return 0, false
 	}
-	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+sec)
-	return secs*1000 + int64(ms), true
+	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+sec), true
+}
+
+// num reads decimal digits; -1 if a byte is not one.
+func num(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // daysIn is the number of days of month mo (1-12) of year y (proleptic
