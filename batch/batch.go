@@ -78,6 +78,11 @@ type Accumulator struct {
 	maxWait                        time.Duration
 	guard                          bool
 	parts                          map[TopicPartition]*partition
+	// last is parts[lastTP] (nil: none), the partition of the previous
+	// message: consecutive messages are mostly of one partition, and
+	// comparing is cheaper than hashing the topic.
+	last   *partition
+	lastTP TopicPartition
 }
 
 // partition is the open batch of one partition and its collapse index. The
@@ -215,10 +220,14 @@ func (a *Accumulator) AddPoison(x Poison, now time.Time) *Batch {
 // returns a batch closed by an offset regression, if any.
 func (a *Accumulator) prepare(m record.Message, now time.Time) (*partition, *Batch) {
 	tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
-	p := a.parts[tp]
-	if p == nil {
-		p = &partition{index: make(map[bson.ObjectID]int)}
-		a.parts[tp] = p
+	p := a.last
+	if p == nil || a.lastTP != tp {
+		p = a.parts[tp]
+		if p == nil {
+			p = &partition{index: make(map[bson.ObjectID]int)}
+			a.parts[tp] = p
+		}
+		a.last, a.lastTP = p, tp
 	}
 	var closed *Batch
 	if p.b != nil && (m.Offset <= p.b.LastOffset || a.full(p)) {
@@ -321,6 +330,9 @@ func (a *Accumulator) TakeAll() []*Batch {
 // and its new owner will consume those messages again.
 func (a *Accumulator) Drop(tp TopicPartition) {
 	delete(a.parts, tp)
+	if a.lastTP == tp {
+		a.last = nil
+	}
 }
 
 // NextDue returns the earliest time at which an open batch becomes due, and

@@ -300,6 +300,16 @@ func TestPartitions(t *testing.T) {
 			t.Fatal("partition unusable after Drop")
 		}
 	})
+	t.Run("Drop of the partition of the last message forgets it too", func(t *testing.T) {
+		a := New(Options{MaxDocs: 100, MaxWait: time.Second})
+		a.Add(rec("t", 0, 5, 1), t0)
+		a.Drop(TopicPartition{"t", 0})
+		a.Add(rec("t", 0, 1, 2), t0) // as its new owner would, from an earlier offset
+		b := a.Take(TopicPartition{"t", 0})
+		if b == nil || b.FirstOffset != 1 || b.Consumed != 1 || !equal(kept(b), []string{"2@1"}) {
+			t.Fatalf("batch after Drop %+v", b)
+		}
+	})
 	t.Run("Take on a partition without a batch returns nil", func(t *testing.T) {
 		a := New(Options{})
 		if a.Take(TopicPartition{"t", 9}) != nil {
