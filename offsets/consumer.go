@@ -76,6 +76,10 @@ type Consumer struct {
 	watch   *Watch              // librdkafka's lines and client errors
 	commits *statelog.Condition // offset commits, logged when they start and stop failing
 
+	// handed: a record was handed to the scheduler since the last poll
+	// that returned nothing (see poll).
+	handed bool
+
 	fromEarliest bool // auto.offset.reset is earliest
 	exclude      map[string]bool
 	future       futureWatch
@@ -211,7 +215,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.sched.hold(time.Now()) {
 			c.sched.await(blockedWait)
 		} else {
-			ev = c.client.Poll(c.pollTimeout())
+			ev = c.poll()
 		}
 		now := time.Now()
 		if runErr = c.handleEvent(ev, now); runErr != nil {
@@ -259,6 +263,28 @@ func (c *Consumer) handleEvent(ev kafka.Event, now time.Time) error {
 	return nil
 }
 
+// poll takes the next event from librdkafka. Right after a record it does
+// not wait: a poll that returns nothing says librdkafka's queue is drained,
+// and the partitions not being written close their open batches at once
+// instead of waiting for the batch timer (scheduler.closeIdle). Otherwise
+// it waits as long as nothing needs the loop, so an idle consumer does not
+// spin.
+func (c *Consumer) poll() kafka.Event {
+	timeout := 0
+	if !c.handed {
+		timeout = c.pollTimeout()
+	}
+	ev := c.client.Poll(timeout)
+	switch ev.(type) {
+	case nil:
+		c.handed = false
+		c.sched.closeIdle()
+	case *kafka.Message:
+		c.handed = true
+	}
+	return ev
+}
+
 func (c *Consumer) pollTimeout() int {
 	if c.sched.inflight > 0 {
 		return 10
@@ -290,12 +316,12 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 		if !errors.As(err, &pe) {
 			pe = &record.PoisonError{Class: record.ClassInvalidPayload, Err: err}
 		}
-		c.sched.addPoison(batch.Poison{Msg: msg, Err: pe}, now)
+		c.sched.addPoison(p, batch.Poison{Msg: msg, Err: pe}, now)
 	} else {
 		if c.future.skew > 0 && rec.ProcessedAt.After(now.Add(c.future.skew)) {
 			c.fromTheFuture(&rec, now)
 		}
-		c.sched.add(rec, now)
+		c.sched.add(p, rec, now)
 	}
 	if c.o.StopAtEnd && p.end >= 0 && off+1 >= p.end {
 		// The import's last record of this partition: nothing more is

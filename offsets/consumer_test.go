@@ -340,3 +340,32 @@ func TestARegexSubscriptionPicksUpANewTopic(t *testing.T) {
 		}
 	}
 }
+
+// A record on a quiet partition is written as soon as the consumer has
+// nothing more to add to its batch, not when the batch's max wait ends
+// (with a max wait of 30 s it waited 30 s).
+func TestARecordOnAQuietPartitionIsWrittenWithoutWaitingForTheMaxWait(t *testing.T) {
+	f := newFixture(t, 2, 0)
+	w := newMemoryWriter()
+	c, err := New(Options{
+		Kafka: map[string]string{"bootstrap.servers": f.brokers}, GroupID: f.group, Subscription: []string{f.topic},
+		Batch: batch.Options{MaxDocs: 100, MaxWait: 30 * time.Second}, Concurrency: 2,
+		ShutdownGrace: 10 * time.Second, Log: zaptest.NewLogger(t).Named(f.group),
+	}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	testenv.Eventually(t, 60*time.Second, "both partitions assigned", func() bool { return c.Status().Assigned.Load() == 2 })
+	tp := batch.TopicPartition{Topic: f.topic, Partition: 1}
+	for off := int64(0); off < 3; off++ {
+		start := time.Now()
+		testenv.Produce(t, f.brokers, f.topic, []testenv.Msg{{Key: []byte(bson.NewObjectID().Hex()), Partition: 1, Explicit: true,
+			Value: []byte(`{"payload":{}}`)}})
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("the record at offset %d written", off), func() bool { return w.has(tp, off) })
+		t.Logf("offset %d written within %s of the start of its produce", off, time.Since(start).Round(time.Millisecond))
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

@@ -1,7 +1,9 @@
 package offsets
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +57,7 @@ type partition struct {
 	cancel   context.CancelFunc
 	writing  *batch.Batch   // being written
 	queue    []*batch.Batch // closed, waiting for the one being written
+	opened   time.Time      // when its open batch got its first message; zero: none open
 	paused   bool
 	next     int64              // offset after the last message delivered
 	stored   int64              // offset stored for commit (next to read), -1 none
@@ -99,18 +102,26 @@ func (s *scheduler) assign(tp batch.TopicPartition, low, end int64) *partition {
 	return p
 }
 
-// add accumulates a decoded record of a partition being scheduled.
-func (s *scheduler) add(rec record.Record, now time.Time) {
-	if b := s.acc.Add(rec, now); b != nil {
-		s.enqueue(b)
-	}
+// add accumulates a decoded record of p.
+func (s *scheduler) add(p *partition, rec record.Record, now time.Time) {
+	s.accumulated(p, rec.Msg.Offset, s.acc.Add(rec, now), now)
 }
 
-// addPoison accumulates a message that can never be written: it travels in
-// its batch to be dead-lettered, and its offset is stored with the batch.
-func (s *scheduler) addPoison(x batch.Poison, now time.Time) {
-	if b := s.acc.AddPoison(x, now); b != nil {
-		s.enqueue(b)
+// addPoison accumulates a message of p that can never be written: it
+// travels in its batch to be dead-lettered, and its offset is stored with
+// the batch.
+func (s *scheduler) addPoison(p *partition, x batch.Poison, now time.Time) {
+	s.accumulated(p, x.Msg.Offset, s.acc.AddPoison(x, now), now)
+}
+
+// accumulated queues the batch that adding the message at offset closed,
+// if any, and notes when p's open batch was opened.
+func (s *scheduler) accumulated(p *partition, offset int64, closed *batch.Batch, now time.Time) {
+	if closed != nil {
+		s.enqueue(closed) // p has no open batch, unless the message opened one
+	}
+	if (closed == nil || closed.LastOffset != offset) && p.opened.IsZero() {
+		p.opened = now
 	}
 }
 
@@ -130,6 +141,38 @@ func (s *scheduler) closeDue(now time.Time) {
 	}
 }
 
+// closeIdle closes the open batches of the partitions that have no write in
+// flight and nothing queued, as long as a write slot is free for them
+// (oldest first): the consumer has nothing more to hand them right now
+// (librdkafka's queue is drained), so waiting for the batch timer would
+// only delay records nobody is adding to. A partition being written keeps
+// accumulating, so under load batches still fill by size or max wait.
+func (s *scheduler) closeIdle() {
+	free := s.concurrency - s.inflight - len(s.waiting)
+	if free <= 0 {
+		return
+	}
+	type open struct {
+		tp     batch.TopicPartition
+		opened time.Time
+	}
+	var idle []open
+	for tp, p := range s.parts {
+		if !p.opened.IsZero() && p.writing == nil && len(p.queue) == 0 && !p.revoking {
+			idle = append(idle, open{tp, p.opened})
+		}
+	}
+	if len(idle) > free {
+		slices.SortFunc(idle, func(x, y open) int {
+			return cmp.Or(x.opened.Compare(y.opened), cmp.Compare(x.tp.Topic, y.tp.Topic), cmp.Compare(x.tp.Partition, y.tp.Partition))
+		})
+		idle = idle[:free]
+	}
+	for _, o := range idle {
+		s.close(o.tp)
+	}
+}
+
 // enqueue hands a closed batch to its partition's queue. A partition writes
 // one batch at a time (so two batches never race on one key); once
 // maxQueuedBatches wait behind the one being written, polling stops
@@ -139,6 +182,7 @@ func (s *scheduler) enqueue(b *batch.Batch) {
 	if p == nil {
 		return
 	}
+	p.opened = time.Time{}
 	p.queue = append(p.queue, b)
 	if p.writing == nil && len(p.queue) == 1 {
 		s.waiting = append(s.waiting, p.tp)
@@ -298,6 +342,7 @@ func (s *scheduler) complete(cp completion, now time.Time) {
 			zap.Int32("partition", cp.tp.Partition), zap.Int64("offset", cp.b.FirstOffset), zap.Error(cp.err))
 		p.queue = nil
 		s.acc.Drop(cp.tp)
+		p.opened = time.Time{}
 		s.seekBack(p, cp.b.FirstOffset)
 		return
 	}

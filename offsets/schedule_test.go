@@ -119,11 +119,12 @@ func (h *schedTest) consume(partition int32, n int, poison ...bool) {
 		msg := record.Message{Topic: testTopic, Partition: partition, Offset: h.next[partition], Key: []byte(id.Hex()),
 			Value: []byte(`{"payload":{}}`), Timestamp: h.now}
 		h.next[partition]++
+		p := h.s.parts[tp(partition)]
 		if i < len(poison) && poison[i] {
-			h.s.addPoison(batch.Poison{Msg: msg, Err: &record.PoisonError{Class: record.ClassInvalidJSON, Err: errors.New("bad")}}, h.now)
+			h.s.addPoison(p, batch.Poison{Msg: msg, Err: &record.PoisonError{Class: record.ClassInvalidJSON, Err: errors.New("bad")}}, h.now)
 			continue
 		}
-		h.s.add(record.Record{Msg: msg, ID: id, Doc: bson.Raw{}}, h.now)
+		h.s.add(p, record.Record{Msg: msg, ID: id, Doc: bson.Raw{}}, h.now)
 	}
 }
 
@@ -365,6 +366,51 @@ func TestScheduler(t *testing.T) {
 			h.settle(gw, nil)
 			h.want("stored", h.k.stores(0), []string{"4"})
 			h.want("committed records", h.s.status.Committed.Load(), 4)
+		}},
+		{"a partition with nothing being written closes its open batch once the consumer has nothing more for it", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			h.consume(0, 3)
+			h.s.closeIdle()
+			h.s.dispatch()
+			h.want("written", span(h.started().b), "0[0-2]")
+		}},
+		{"a partition being written keeps accumulating into its open batch until the write is acknowledged", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			h.batch(0, 10)
+			h.s.dispatch()
+			gw := h.started()
+			h.consume(0, 5)
+			h.s.closeIdle()
+			h.want("open", h.s.acc.Pending(tp(0)), 5)
+			h.want("queued", len(h.s.parts[tp(0)].queue), 0)
+			h.consume(0, 5)
+			h.settle(gw, nil)
+			h.s.closeIdle()
+			h.s.dispatch()
+			h.want("next written", span(h.started().b), "0[10-19]")
+		}},
+		{"a partition whose closed batch waits for a write slot keeps accumulating", func(t *testing.T) {
+			h := newSchedTest(t, 1, 0, 1)
+			h.batch(0, 10)
+			h.s.dispatch()
+			h.started()
+			h.batch(1, 10)
+			h.consume(1, 3)
+			h.s.closeIdle()
+			h.want("open", h.s.acc.Pending(tp(1)), 3)
+			h.want("queued", len(h.s.parts[tp(1)].queue), 1)
+		}},
+		{"idle batches are closed only into free write slots, oldest first", func(t *testing.T) {
+			h := newSchedTest(t, 2, 0, 1, 2)
+			h.batch(0, 10)
+			h.s.dispatch()
+			h.started()
+			h.consume(1, 3)
+			h.now = h.now.Add(-time.Second) // partition 2's batch opened earlier
+			h.consume(2, 3)
+			h.s.closeIdle()
+			h.want("open", []int{h.s.acc.Pending(tp(1)), h.s.acc.Pending(tp(2))}, []int{3, 0})
+			h.want("waiting", h.s.waiting, []batch.TopicPartition{tp(2)})
 		}},
 	} {
 		t.Run(tc.name, tc.run)
