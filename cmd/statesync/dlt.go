@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,36 +75,45 @@ func cmdDLTReplay(ctx context.Context, e *env, f replayFlags) error {
 		return unreachable(err)
 	}
 	sel := deadletter.Select(letters, filter)
-	for _, u := range sel.Unreadable {
-		fmt.Fprintf(e.stdout, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", u.Msg.Topic, u.Msg.Partition, u.Msg.Offset, u.Err)
-	}
-	verb := "replay"
-	if f.dryRun {
-		verb = "would replay"
-	}
-	replayed, superseded, failed := 0, 0, len(sel.Unreadable)
-	for _, c := range sel.Matched {
-		m, d := c.Msg, c.Letter
-		if n := c.SupersededBy; n != nil {
-			fmt.Fprintf(e.stdout, "skip %s[%d]@%d: superseded by the newer dead letter %s[%d]@%d of key %s\n", m.Topic, m.Partition, m.Offset, n.Topic, n.Partition, n.Offset, d.Key)
-			superseded++
-			continue
-		}
-		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
-		if err := apply(ctx, d); err != nil {
-			fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", line, err)
-			failed++
-			continue
-		}
-		fmt.Fprintln(e.stdout, line)
-		replayed++
-	}
+	replayed, superseded, failed := replay(ctx, e.stdout, sel, apply, f.dryRun)
 	fmt.Fprintf(e.stdout, "%d dead letters read from %s, %d matched, %d replayed, %d superseded, %d failed%s\n",
 		len(letters), e.cfg.DLTTopic, len(sel.Matched), replayed, superseded, failed, map[bool]string{true: " (dry run: nothing changed)", false: ""}[f.dryRun])
 	if failed > 0 {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d dead letters could not be replayed", failed)}
 	}
 	return nil
+}
+
+// replay applies each selected dead letter that is the newest of its key,
+// printing a line for each letter: replayed, skipped (superseded or
+// unreadable) or failed; an unreadable one counts as failed.
+func replay(ctx context.Context, w io.Writer, sel deadletter.Selection, apply func(context.Context, deadletter.Letter) error,
+	dryRun bool) (replayed, superseded, failed int) {
+	for _, u := range sel.Unreadable {
+		fmt.Fprintf(w, "skip %s[%d]@%d: not a dead letter statesync can read: %v\n", u.Msg.Topic, u.Msg.Partition, u.Msg.Offset, u.Err)
+	}
+	verb := "replay"
+	if dryRun {
+		verb = "would replay"
+	}
+	failed = len(sel.Unreadable)
+	for _, c := range sel.Matched {
+		m, d := c.Msg, c.Letter
+		if n := c.SupersededBy; n != nil {
+			fmt.Fprintf(w, "skip %s[%d]@%d: superseded by the newer dead letter %s[%d]@%d of key %s\n", m.Topic, m.Partition, m.Offset, n.Topic, n.Partition, n.Offset, d.Key)
+			superseded++
+			continue
+		}
+		line := fmt.Sprintf("%s %s[%d]@%d → %s key=%s class=%s at=%s", verb, m.Topic, m.Partition, m.Offset, d.Topic, d.Key, d.Class, d.At.Format(time.RFC3339))
+		if err := apply(ctx, d); err != nil {
+			fmt.Fprintf(w, "%s: FAILED: %v\n", line, err)
+			failed++
+			continue
+		}
+		fmt.Fprintln(w, line)
+		replayed++
+	}
+	return replayed, superseded, failed
 }
 
 // filter is the selection the flags ask for; a duration counts back from now.
