@@ -1,7 +1,8 @@
 // Command statesync-bench holds the Go halves of bench/run: the raw
 // mongo-driver ceiling, statesync's pipeline into a counting sink, a
-// consume-only librdkafka run, the wait-for-Kafka-Connect poller, and the
-// correctness checks of the smoke mode. Every subcommand prints one result
+// consume-only librdkafka run, the CPU reference rows (cpuref: json.Valid and
+// decode+batch over a topic's values), the freshness prober (fresh), the
+// wait-for-Kafka-Connect poller, and the correctness checks of the smoke mode. Every subcommand prints one result
 // line "RESULT key=value ..." that bench/run parses.
 //
 // The dataset is the one `statesync publish --generate N --seed S --keys K`
@@ -43,7 +44,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: statesync-bench ceiling|pipeline|consume|await-connect|verify|drop|count|records [flags]")
+		fmt.Fprintln(os.Stderr, "usage: statesync-bench ceiling|pipeline|consume|cpuref|fresh|await-connect|verify|drop|count|records|delete-topics [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,6 +58,9 @@ func main() {
 		"drop":          cmdDrop,
 		"count":         cmdCount,
 		"records":       cmdRecords,
+		"cpuref":        cmdCPURef,
+		"fresh":         cmdFresh,
+		"delete-topics": cmdDeleteTopics,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -382,72 +386,6 @@ func cmdPipeline(ctx context.Context, args []string) error {
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // ---------------------------------------------------------------------------
-// consume: librdkafka reading the topic to its end, discarding
-
-func cmdConsume(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("consume", flag.ContinueOnError)
-	brokers := fs.String("brokers", "", "bootstrap servers")
-	topic := fs.String("topic", "", "topic")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	// The fetch settings statesync's consumer uses (offsets.New).
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers": *brokers, "group.id": fmt.Sprintf("statesync-bench-consume-%d", time.Now().UnixNano()),
-		"enable.auto.commit": false, "auto.offset.reset": "earliest", "enable.partition.eof": true,
-		"fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 20971520, "queued.max.messages.kbytes": 65536,
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	md, err := c.GetMetadata(topic, false, 10000)
-	if err != nil {
-		return err
-	}
-	tm, ok := md.Topics[*topic]
-	if !ok || len(tm.Partitions) == 0 {
-		return fmt.Errorf("topic %s not found", *topic)
-	}
-	var tps []kafka.TopicPartition
-	var want int64
-	for _, p := range tm.Partitions {
-		lo, hi, err := c.QueryWatermarkOffsets(*topic, p.ID, 10000)
-		if err != nil {
-			return err
-		}
-		want += hi - lo
-		tps = append(tps, kafka.TopicPartition{Topic: topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
-	}
-	start := time.Now()
-	if err := c.Assign(tps); err != nil {
-		return err
-	}
-	var n, bytes int64
-	eof := map[int32]bool{}
-	for len(eof) < len(tps) && ctx.Err() == nil {
-		switch e := c.Poll(100).(type) {
-		case *kafka.Message:
-			n++
-			bytes += int64(len(e.Key) + len(e.Value))
-		case kafka.PartitionEOF:
-			eof[e.Partition] = true
-		case kafka.Error:
-			if e.IsFatal() {
-				return e
-			}
-		}
-	}
-	el := time.Since(start)
-	if n != want {
-		return fmt.Errorf("read %d records, the topic holds %d", n, want)
-	}
-	fmt.Printf("RESULT kind=consume records=%d bytes=%d elapsed_s=%.3f rate=%.0f mib_s=%.1f peak_rss_kib=%d\n",
-		n, bytes, el.Seconds(), float64(n)/el.Seconds(), float64(bytes)/el.Seconds()/(1<<20), vmHWM())
-	return nil
-}
-
-// ---------------------------------------------------------------------------
 // await-connect: when did Kafka Connect start and finish?
 //
 // Start is the first poll that sees a document in the collection (the JVM's
@@ -722,5 +660,32 @@ func cmdRecords(ctx context.Context, args []string) error {
 		total += hi - lo
 	}
 	fmt.Println(total)
+	return nil
+}
+
+// delete-topics deletes the given topics (the freshness rows' per-run topics).
+func cmdDeleteTopics(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("delete-topics", flag.ContinueOnError)
+	brokers := fs.String("brokers", "", "bootstrap servers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return nil
+	}
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": *brokers})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	res, err := a.DeleteTopics(ctx, fs.Args(), kafka.SetAdminOperationTimeout(30*time.Second))
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrUnknownTopicOrPart {
+			return fmt.Errorf("delete %s: %v", r.Topic, r.Error)
+		}
+	}
 	return nil
 }
