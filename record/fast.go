@@ -413,29 +413,60 @@ func (d *fastDecoder) plainName() bool {
 	if pos >= len(in) || in[pos] != '"' {
 		return false
 	}
-	pos++
-	if cap(d.out)-len(d.out) < len(in)-pos+16 {
-		d.out = slices.Grow(d.out, len(in)-pos+16)
+	buf := d.spare(len(in) - pos + 16)
+	pos, l, ok := copyPlain(in, buf, pos+1, len(d.out)+1) // after the type byte
+	if !ok || in[pos] != '"' || pos+1 >= len(in) || in[pos+1] != ':' {
+		return false
 	}
-	l := len(d.out) + 1 // after the type byte
-	buf := d.out[:cap(d.out)]
+	buf[len(d.out)] = 0
+	buf[l] = 0
+	d.out = d.out[:l+1]
+	d.pos = pos + 2
+	return true
+}
+
+// plainString reads a string value without escapes or non-ASCII bytes at
+// d.pos (its quote) and appends it as a BSON string (length, bytes, NUL), as
+// value's general path would; false, having read and written nothing, on
+// any other value.
+func (d *fastDecoder) plainString() bool {
+	in := d.in
+	buf := d.spare(len(in) - d.pos + 16)
+	start := len(d.out)
+	pos, l, ok := copyPlain(in, buf, d.pos+1, start+4)
+	if !ok || in[pos] != '"' {
+		return false
+	}
+	binary.LittleEndian.PutUint32(buf[start:], uint32(l-start-4+1))
+	buf[l] = 0
+	d.out = d.out[:l+1]
+	d.pos = pos + 1
+	return true
+}
+
+// spare makes sure out has n bytes of spare capacity and returns out up to
+// its capacity, to write into before setting its length.
+func (d *fastDecoder) spare(n int) []byte {
+	if cap(d.out)-len(d.out) < n {
+		d.out = slices.Grow(d.out, n)
+	}
+	return d.out[:cap(d.out)]
+}
+
+// copyPlain copies the run of plain string bytes at in[pos:] (see plainRun)
+// to buf[l:], 8 bytes at a time, and returns the positions in in and buf of
+// the byte that ends it; false when it finds none before the last 8 bytes
+// of in. buf must have len(in)-pos+8 bytes from l.
+func copyPlain(in, buf []byte, pos, l int) (int, int, bool) {
 	for ; pos+8 <= len(in); pos, l = pos+8, l+8 {
 		w := binary.LittleEndian.Uint64(in[pos:])
 		binary.LittleEndian.PutUint64(buf[l:], w)
 		if m := specialBytes(w); m != 0 {
 			k := bits.TrailingZeros64(m) >> 3
-			pos, l = pos+k, l+k
-			if in[pos] != '"' || pos+1 >= len(in) || in[pos+1] != ':' {
-				return false
-			}
-			buf[len(d.out)] = 0
-			buf[l] = 0
-			d.out = d.out[:l+1]
-			d.pos = pos + 2
-			return true
+			return pos + k, l + k, true
 		}
 	}
-	return false
+	return pos, l, false
 }
 
 // nameBit is a field name's bit in objectBody's Bloom word: of its length,
@@ -575,6 +606,9 @@ func (d *fastDecoder) value() (bson.Type, bool) {
 		d.depth--
 		return bson.TypeArray, ok
 	case '"':
+		if d.plainString() {
+			return bson.TypeString, true
+		}
 		d.pos++
 		start := len(d.out)
 		d.out = append(d.out, 0, 0, 0, 0)
@@ -1028,10 +1062,10 @@ func (d *fastDecoder) wrapper() (bson.Type, bool) {
 	return t, true
 }
 
-// compactWrapper transcodes the two wrappers of most payloads written
-// without spaces, {"$oid":"<24 hex>"} and {"$date":"<yyyy-mm-ddThh:mm:ss.mmmZ>"}
-// (d.pos at the first key's quote), as wrapper would; false (nothing read or
-// written) on anything else.
+// compactWrapper transcodes the wrappers of most payloads written without
+// spaces, {"$oid":"<24 hex>"}, {"$numberLong":"<up to 18 digits>"} and
+// {"$date":"<yyyy-mm-ddThh:mm:ss.mmmZ>"} (d.pos at the first key's quote),
+// as wrapper would; false (nothing read or written) on anything else.
 func (d *fastDecoder) compactWrapper() (bson.Type, bool) {
 	in := d.in[d.pos:]
 	switch {
@@ -1049,6 +1083,27 @@ func (d *fastDecoder) compactWrapper() (bson.Type, bool) {
 		d.out = append(d.out, oid[:]...)
 		d.pos += 34
 		return bson.TypeObjectID, true
+	case len(in) >= 18 && string(in[:15]) == `"$numberLong":"`:
+		// Up to 18 digits, optionally negative: what ParseInt reads
+		// without overflow; anything else goes the general way.
+		i, neg := 15, in[15] == '-'
+		if neg {
+			i++
+		}
+		var v int64
+		j := i
+		for ; j < len(in) && j-i < 19 && in[j] >= '0' && in[j] <= '9'; j++ {
+			v = v*10 + int64(in[j]-'0')
+		}
+		if j == i || j-i > 18 || j+1 >= len(in) || in[j] != '"' || in[j+1] != '}' {
+			return 0, false
+		}
+		if neg {
+			v = -v
+		}
+		d.out = binary.LittleEndian.AppendUint64(d.out, uint64(v))
+		d.pos += j + 2
+		return bson.TypeInt64, true
 	case len(in) >= 35 && string(in[:9]) == `"$date":"` && in[33] == '"' && in[34] == '}':
 		ms, ok := parseUTCMillis(in[9:33])
 		if !ok {

@@ -164,6 +164,11 @@ var seedValues = []string{
 	`{"payload":` + strings.Repeat(`{"a":`, 205) + `1` + strings.Repeat(`}`, 205) + `}`,
 	`{"payload":{"a":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}}`,
 	`{"payload":{"name":"Ada","email":"ada@example.com","orgId":{"$oid":"` + testKey + `"},"createdAt":{"$date":"2024-05-01T12:00:00.000Z"},"tags":["a","b"],"address":{"city":"London","zip":"N1"},"score":{"$numberLong":"12"}}}`,
+	// The fast path's compact forms and their edges.
+	`{"payload":{"a":{"$numberLong":"-123"},"b":{"$numberLong":"007"},"c":{"$numberLong":"123456789012345678"},"d":{"$numberLong":"1234567890123456789"},"e":{"$numberLong":"-"},"f":{"$numberLong":""},"g":{"$numberLong":"-9223372036854775808"},"h":{"$numberLong":"-0"}}}`,
+	`{"payload":{"a":-0.0,"b":0.000000000000001,"c":123456789012.345,"d":1234567890123456.7,"e":-99999999999999.9,"f":0.30000000000000004}}`,
+	`{"payload":{"k":"abcdefg","kk":"abcdefgh","abcdefg":"abcdefghi","abcdefgh":"","abcdefghi":"\u0041","x":"é"}}`,
+	`{"payload":{"o":{"$oid":"5F1D7E3B9C8A4B2E6D0F1A2b"},"p":{"$oid":"5f1d7e3b9c8a4b2e6d0f1a2g"},"d":{"$date":"2024-02-30T00:00:00.000Z"},"e":{"$date":"2024-02-29T23:59:59.999Z"},"f":{"$date":"0000-01-01T00:00:00.000Z"}}}`,
 }
 
 // wideFields returns n JSON members "f0":0,...,"f<n-1>":<n-1>.
@@ -223,6 +228,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(testKey), []byte(nil), "", true)
 	f.Add([]byte(strings.ToUpper(testKey)), []byte(`{"payload":{}}`), "", false)
 	f.Add([]byte(testKey), []byte(`{"payload":{}}`), "2024-05-01T12:00:00Z\xff", false)
+	f.Add([]byte(testKey), []byte(`{"payload":{}}`), "2024-05-01T12:00:00.123456789Z", false)
+	f.Add([]byte(testKey), []byte(`{"payload":{}}`), "2024-02-30T12:00:00.1Z", false)
 	f.Fuzz(func(t *testing.T, key, value []byte, processedAt string, tombstone bool) {
 		m := Message{Key: key, Value: value}
 		if tombstone {
