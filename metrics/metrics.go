@@ -31,12 +31,20 @@ type Metrics struct {
 	DeadLetterBlocked  prometheus.Gauge
 	DeadLetterFailures prometheus.Counter
 	Future             *prometheus.CounterVec // topic
+	// ProduceToWritten and OldestUnwritten measure freshness from the Kafka
+	// timestamp (see freshness.go for its clock caveats).
+	ProduceToWritten *prometheus.HistogramVec // topic
+	OldestUnwritten  *Unwritten               // topic, partition; computed when scraped
 }
 
 // New registers the metrics on reg; with a nil reg they are registered
 // nowhere (promauto.With(nil)), a throwaway set.
 func New(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
+	unwritten := newUnwritten()
+	if reg != nil {
+		reg.MustRegister(unwritten)
+	}
 	return &Metrics{
 		Consumed:     f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_records_consumed_total", Help: "Kafka records consumed."}, []string{"topic"}),
 		Written:      f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_records_written_total", Help: "Documents upserted into MongoDB."}, []string{"topic"}),
@@ -61,6 +69,9 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Dead-letter publishes that failed and will be retried."}),
 		Future: f.NewCounterVec(prometheus.CounterOpts{Name: "statesync_records_future_total",
 			Help: "Records whose processedAt is more than STATESYNC_FUTURE_SKEW ahead of the local clock: under the stale-write guard their document refuses every update until then."}, []string{"topic"}),
+		ProduceToWritten: f.NewHistogramVec(prometheus.HistogramOpts{Name: "statesync_produce_to_written_seconds", Help: produceToWrittenHelp,
+			Buckets: FreshnessBuckets}, []string{"topic"}),
+		OldestUnwritten: unwritten,
 	}
 }
 

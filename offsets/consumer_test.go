@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/metrics"
 	"github.com/codr/statesync/test/testenv"
 )
 
@@ -347,10 +349,11 @@ func TestARegexSubscriptionPicksUpANewTopic(t *testing.T) {
 func TestARecordOnAQuietPartitionIsWrittenWithoutWaitingForTheMaxWait(t *testing.T) {
 	f := newFixture(t, 2, 0)
 	w := newMemoryWriter()
+	reg := prometheus.NewRegistry()
 	c, err := New(Options{
 		Kafka: map[string]string{"bootstrap.servers": f.brokers}, GroupID: f.group, Subscription: []string{f.topic},
 		Batch: batch.Options{MaxDocs: 100, MaxWait: 30 * time.Second}, Concurrency: 2,
-		ShutdownGrace: 10 * time.Second, Log: zaptest.NewLogger(t).Named(f.group),
+		ShutdownGrace: 10 * time.Second, Log: zaptest.NewLogger(t).Named(f.group), Metrics: metrics.New(reg),
 	}, w)
 	if err != nil {
 		t.Fatal(err)
@@ -364,6 +367,23 @@ func TestARecordOnAQuietPartitionIsWrittenWithoutWaitingForTheMaxWait(t *testing
 			Value: []byte(`{"payload":{}}`)}})
 		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("the record at offset %d written", off), func() bool { return w.has(tp, off) })
 		t.Logf("offset %d written within %s of the start of its produce", off, time.Since(start).Round(time.Millisecond))
+	}
+	// The freshness metrics read the records' Kafka timestamps.
+	testenv.Eventually(t, 5*time.Second, "3 records in statesync_produce_to_written_seconds", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "statesync_produce_to_written_seconds" {
+				h := mf.GetMetric()[0].GetHistogram()
+				return h.GetSampleCount() == 3 && h.GetSampleSum() < 3*5
+			}
+		}
+		return false
+	})
+	if v := metricValue(t, reg, "statesync_oldest_unwritten_seconds"); v != 0 {
+		t.Errorf("statesync_oldest_unwritten_seconds = %v with every record written, want 0", v)
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)

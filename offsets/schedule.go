@@ -64,6 +64,10 @@ type partition struct {
 	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
 	consumed prometheus.Counter // looked up once: the per-message path stays cheap
 	revoking bool
+
+	unacked unacked             // Kafka timestamps of the records consumed and not yet acknowledged
+	oldest  *metrics.Pending    // publishes unacked's first: statesync_oldest_unwritten_seconds
+	fresh   prometheus.Observer // statesync_produce_to_written_seconds of its topic
 }
 
 type completion struct {
@@ -71,6 +75,7 @@ type completion struct {
 	b   *batch.Batch
 	p   *partition
 	err error
+	at  time.Time // when the write returned: the acknowledgement, when err is nil
 }
 
 const (
@@ -97,30 +102,41 @@ func newScheduler(k partitionControl, w Writer, acc *batch.Accumulator, concurre
 func (s *scheduler) assign(tp batch.TopicPartition, low, end int64) *partition {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, low: low, end: end,
-		consumed: s.m.Consumed.WithLabelValues(tp.Topic)}
+		consumed: s.m.Consumed.WithLabelValues(tp.Topic),
+		oldest:   s.m.OldestUnwritten.Track(tp.Topic, tp.Partition),
+		fresh:    s.m.ProduceToWritten.WithLabelValues(tp.Topic)}
 	s.parts[tp] = p
 	return p
 }
 
 // add accumulates a decoded record of p.
 func (s *scheduler) add(p *partition, rec record.Record, now time.Time) {
-	s.accumulated(p, rec.Msg.Offset, s.acc.Add(rec, now), now)
+	s.accumulated(p, &rec.Msg, s.acc.Add(rec, now), now)
 }
 
 // addPoison accumulates a message of p that can never be written: it
 // travels in its batch to be dead-lettered, and its offset is stored with
 // the batch.
 func (s *scheduler) addPoison(p *partition, x batch.Poison, now time.Time) {
-	s.accumulated(p, x.Msg.Offset, s.acc.AddPoison(x, now), now)
+	s.accumulated(p, &x.Msg, s.acc.AddPoison(x, now), now)
 }
 
-// accumulated queues the batch that adding the message at offset closed,
-// if any, and notes when p's open batch was opened.
-func (s *scheduler) accumulated(p *partition, offset int64, closed *batch.Batch, now time.Time) {
-	if closed != nil {
-		s.enqueue(closed) // p has no open batch, unless the message opened one
+// accumulated queues the batch that adding m closed, if any, notes when
+// p's open batch was opened, and keeps m's Kafka timestamp until m is
+// acknowledged.
+func (s *scheduler) accumulated(p *partition, m *record.Message, closed *batch.Batch, now time.Time) {
+	var ts int64 // 0: no timestamp (librdkafka gives -1 ms when the broker has none)
+	if m.Timestamp.Unix() > 0 {
+		ts = m.Timestamp.UnixNano()
 	}
-	if (closed == nil || closed.LastOffset != offset) && p.opened.IsZero() {
+	if p.unacked.empty() {
+		p.oldest.Set(ts)
+	}
+	p.unacked.push(ts)
+	if closed != nil {
+		s.enqueue(closed) // p has no open batch, unless m opened one
+	}
+	if (closed == nil || closed.LastOffset != m.Offset) && p.opened.IsZero() {
 		p.opened = now
 	}
 }
@@ -206,7 +222,7 @@ func (s *scheduler) dispatch() {
 		s.m.InFlight.Set(float64(s.inflight))
 		go func(ctx context.Context, p *partition, b *batch.Batch) {
 			err := s.w.Apply(ctx, b)
-			s.done <- completion{tp: p.tp, b: b, p: p, err: err}
+			s.done <- completion{tp: p.tp, b: b, p: p, err: err, at: time.Now()}
 		}(p.ctx, p, b)
 	}
 }
@@ -343,14 +359,32 @@ func (s *scheduler) complete(cp completion, now time.Time) {
 		p.queue = nil
 		s.acc.Drop(cp.tp)
 		p.opened = time.Time{}
+		p.unacked.clear() // read again; p.oldest keeps their age until they are acknowledged
 		s.seekBack(p, cp.b.FirstOffset)
 		return
 	}
+	s.acknowledged(p, cp.b.Consumed, cp.at)
 	s.store(p, cp.b.LastOffset+1, cp.b.Consumed, now)
 	if len(p.queue) > 0 {
 		s.waiting = append(s.waiting, p.tp)
 	}
 	s.resumeIfRoom(p)
+}
+
+// acknowledged observes statesync_produce_to_written_seconds for the n
+// first unacknowledged records of p, acknowledged at at (written,
+// dead-lettered or skipped as stale), and publishes the oldest left. The
+// Kafka timestamp is the producer's clock (or the broker's, with
+// LogAppendTime): a producer clock ahead of statesync's would give
+// negative ages, counted as 0.
+func (s *scheduler) acknowledged(p *partition, n int, at time.Time) {
+	now := at.UnixNano()
+	for _, ts := range p.unacked.pop(n) {
+		if ts > 0 {
+			p.fresh.Observe(max(time.Duration(now-ts), 0).Seconds())
+		}
+	}
+	p.oldest.Set(p.unacked.first())
 }
 
 // store stores next for p's commit. Batches of a partition are written one
@@ -386,7 +420,7 @@ func (s *scheduler) drop(tps []batch.TopicPartition) {
 		if p := s.parts[tp]; p != nil {
 			s.acc.Drop(tp)
 			p.cancel()
-			delete(s.parts, tp)
+			s.forget(p)
 		}
 	}
 }
@@ -410,9 +444,14 @@ func (s *scheduler) revoke(tps []batch.TopicPartition, grace time.Duration) []*p
 	}
 	for _, p := range ps {
 		p.cancel()
-		delete(s.parts, p.tp)
+		s.forget(p)
 	}
 	return ps
+}
+
+func (s *scheduler) forget(p *partition) {
+	delete(s.parts, p.tp)
+	s.m.OldestUnwritten.Forget(p.tp.Topic, p.tp.Partition)
 }
 
 // closeAndFinish closes every open batch and writes them and those queued,
@@ -474,3 +513,43 @@ func (s *scheduler) imported() bool {
 	}
 	return true
 }
+
+// unacked holds the Kafka timestamps (unix nanos, 0: none) of a partition's
+// records consumed but not yet acknowledged, in offset order: a batch's
+// Consumed first ones when its write is acknowledged (batches of a
+// partition are acknowledged in offset order). No allocation per record.
+type unacked struct {
+	ts   []int64
+	head int // ts[:head] are acknowledged
+}
+
+func (q *unacked) empty() bool { return q.head == len(q.ts) }
+
+func (q *unacked) push(ts int64) {
+	if q.head > 0 && len(q.ts) == cap(q.ts) && q.head >= len(q.ts)/2 {
+		n := copy(q.ts, q.ts[q.head:]) // reuse the acknowledged half instead of growing
+		q.ts, q.head = q.ts[:n], 0
+	}
+	q.ts = append(q.ts, ts)
+}
+
+// pop removes the n first and returns them, valid until the next push.
+func (q *unacked) pop(n int) []int64 {
+	n = min(n, len(q.ts)-q.head)
+	out := q.ts[q.head : q.head+n]
+	q.head += n
+	if q.empty() {
+		q.clear()
+	}
+	return out
+}
+
+// first is the timestamp of the first, 0 when there is none.
+func (q *unacked) first() int64 {
+	if q.empty() {
+		return 0
+	}
+	return q.ts[q.head]
+}
+
+func (q *unacked) clear() { q.ts, q.head = q.ts[:0], 0 }

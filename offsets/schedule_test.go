@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap/zaptest"
 
@@ -84,6 +85,7 @@ const testTopic = "codr.state.schedule"
 // gated writer and a clock of its own.
 type schedTest struct {
 	t    *testing.T
+	reg  *prometheus.Registry
 	s    *scheduler
 	k    *fakeKafka
 	w    *gatedWriter
@@ -92,10 +94,10 @@ type schedTest struct {
 }
 
 func newSchedTest(t *testing.T, concurrency int, partitions ...int32) *schedTest {
-	h := &schedTest{t: t, k: &fakeKafka{}, w: &gatedWriter{started: make(chan *gatedWrite, 64)},
-		now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC), next: map[int32]int64{}}
+	h := &schedTest{t: t, reg: prometheus.NewRegistry(), k: &fakeKafka{}, w: &gatedWriter{started: make(chan *gatedWrite, 64)},
+		now: time.Now(), next: map[int32]int64{}}
 	acc := batch.New(batch.Options{MaxDocs: 1000, MaxWait: time.Hour})
-	h.s = newScheduler(h.k, h.w, acc, concurrency, &Status{}, metrics.New(nil), zaptest.NewLogger(t))
+	h.s = newScheduler(h.k, h.w, acc, concurrency, &Status{}, metrics.New(h.reg), zaptest.NewLogger(t))
 	for _, p := range partitions {
 		h.s.assign(tp(p), 0, -1)
 	}
@@ -156,6 +158,46 @@ func (h *schedTest) settle(gw *gatedWrite, err error) {
 	case <-time.After(10 * time.Second):
 		h.t.Fatal("no completion within 10s")
 	}
+}
+
+// oldestUnwritten scrapes statesync_oldest_unwritten_seconds of
+// partition; false when it has no series.
+func (h *schedTest) oldestUnwritten(partition int32) (float64, bool) {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "statesync_oldest_unwritten_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" && l.GetValue() == fmt.Sprint(partition) {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// produceToWritten is how many records statesync_produce_to_written_seconds
+// observed, and the sum of their ages.
+func (h *schedTest) produceToWritten() (uint64, float64) {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "statesync_produce_to_written_seconds" {
+			hist := mf.GetMetric()[0].GetHistogram()
+			return hist.GetSampleCount(), hist.GetSampleSum()
+		}
+	}
+	return 0, 0
 }
 
 func span(b *batch.Batch) string {
@@ -411,6 +453,82 @@ func TestScheduler(t *testing.T) {
 			h.s.closeIdle()
 			h.want("open", []int{h.s.acc.Pending(tp(1)), h.s.acc.Pending(tp(2))}, []int{3, 0})
 			h.want("waiting", h.s.waiting, []batch.TopicPartition{tp(2)})
+		}},
+		{"a stuck write makes the age of the oldest unwritten record rise between two scrapes without new records", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0, 1)
+			h.now = time.Now().Add(-time.Second) // the records' Kafka timestamp
+			h.batch(0, 10)
+			h.s.dispatch()
+			gw := h.started()
+			first, ok := h.oldestUnwritten(0)
+			if !ok || first < 1 {
+				t.Fatalf("first scrape: %v (series %v), want at least 1 s", first, ok)
+			}
+			time.Sleep(20 * time.Millisecond)
+			if second, _ := h.oldestUnwritten(0); second <= first {
+				t.Errorf("second scrape %v, want more than the first, %v", second, first)
+			}
+			h.want("partition 1, with nothing pending", fmt.Sprint(h.oldestUnwritten(1)), "0 true")
+			h.settle(gw, nil)
+			h.want("after the acknowledgement", fmt.Sprint(h.oldestUnwritten(0)), "0 true")
+			h.s.revoke([]batch.TopicPartition{tp(0)}, time.Second)
+			h.s.drop([]batch.TopicPartition{tp(1)})
+			h.want("series after revoke and loss", fmt.Sprint(h.oldestUnwritten(0))+" "+fmt.Sprint(h.oldestUnwritten(1)), "0 false 0 false")
+		}},
+		{"the oldest unwritten record is the first one consumed after the last acknowledgement", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			start := time.Now()
+			h.now = start.Add(-time.Minute)
+			h.batch(0, 10)
+			h.s.dispatch()
+			gw := h.started()
+			h.now = start.Add(-10 * time.Second)
+			h.consume(0, 5) // open behind the write
+			if age, _ := h.oldestUnwritten(0); age < 60 {
+				t.Errorf("while the first batch is written: %v, want at least 60 s", age)
+			}
+			h.settle(gw, nil)
+			if age, _ := h.oldestUnwritten(0); age < 10 || age >= 60 {
+				t.Errorf("after it: %v, want the open batch's age, 10 s and more but not 60 s", age)
+			}
+		}},
+		{"the produce-to-written histogram counts every record once: written, dead-lettered, and an abandoned one once it is written", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			h.now = time.Now().Add(-2 * time.Second)
+			h.consume(0, 4, false, true, false, true)
+			h.s.close(tp(0))
+			h.s.dispatch()
+			h.settle(h.started(), nil)
+			n, sum := h.produceToWritten()
+			h.want("records observed", n, 4)
+			if sum < 4*2 {
+				t.Errorf("sum of ages %v, want at least 4 × 2 s", sum)
+			}
+			h.batch(0, 5)
+			h.s.dispatch()
+			h.settle(h.started(), errors.New("abandoned"))
+			n, _ = h.produceToWritten()
+			h.want("records observed after an abandoned write", n, 4)
+			if age, _ := h.oldestUnwritten(0); age < 2 {
+				t.Errorf("oldest unwritten after the abandoned write: %v, want its records' age, at least 2 s", age)
+			}
+			h.next[0] = 4 // read again
+			h.batch(0, 5)
+			h.s.dispatch()
+			h.settle(h.started(), nil)
+			n, _ = h.produceToWritten()
+			h.want("records observed once the batch is written", n, 9)
+			h.want("oldest unwritten", fmt.Sprint(h.oldestUnwritten(0)), "0 true")
+		}},
+		{"a record without a Kafka timestamp is not observed", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			h.now = time.Time{}
+			h.batch(0, 3)
+			h.want("oldest unwritten", fmt.Sprint(h.oldestUnwritten(0)), "0 true")
+			h.s.dispatch()
+			h.settle(h.started(), nil)
+			n, _ := h.produceToWritten()
+			h.want("records observed", n, 0)
 		}},
 	} {
 		t.Run(tc.name, tc.run)
