@@ -50,8 +50,7 @@ func kafkaRefusalText(r offsets.Refusal) string {
 		t = fmt.Sprintf("Kafka %s refused authentication for user %s (SASL/%s): check %sKAFKA_SASL_USERNAME and the password in %s (a wrong password and an unknown user look the same)",
 			r.Endpoint, user, r.Mechanism, config.Prefix, kafkaPasswordVar())
 	case offsets.RefusedCertificate:
-		ca := cfg.KafkaProperties["ssl.ca.location"]
-		why, fix := certificateProblem(r.Endpoint, ca)
+		why, fix := certificateProblem(r.Endpoint, cfg.KafkaProperties["ssl.ca.location"], cfg.KafkaProperties["ssl.ca.pem"])
 		t = fmt.Sprintf("Kafka %s: TLS handshake failed: %s: %s", r.Endpoint, why, fix)
 	default:
 		t = fmt.Sprintf("Kafka %s: TLS handshake failed (%s): check security.protocol and the ssl.* properties in %sKAFKA_PROPERTIES, and that %s is a TLS listener",
@@ -86,10 +85,17 @@ func librdkafkaReason(detail string) string {
 // certificateProblem says why the broker's certificate did not verify, which
 // librdkafka does not ("certificate verify failed" for an expired one and an
 // untrusted one alike): a handshake of our own with the same CA tells.
-func certificateProblem(endpoint, caFile string) (why, fix string) {
+func certificateProblem(endpoint, caFile, caPEM string) (why, fix string) {
 	where := "the system's CAs (ssl.ca.location is not set)"
 	roots, err := x509.SystemCertPool()
-	if caFile != "" {
+	if caPEM != "" {
+		where = "ssl.ca.pem"
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM([]byte(caPEM)) {
+			return "the broker's certificate did not verify and ssl.ca.pem holds no readable PEM certificate",
+				"check ssl.ca.pem in " + config.Prefix + "KAFKA_PROPERTIES"
+		}
+	} else if caFile != "" {
 		where = "ssl.ca.location " + caFile
 		roots = x509.NewCertPool()
 		pem, rerr := os.ReadFile(caFile)
