@@ -49,7 +49,7 @@ type Config struct {
 
 	BatchMaxDocs     int           `env:"BATCH_MAX_DOCS" envDefault:"1000" desc:"flush the batch of a partition at this many distinct documents"`
 	BatchMaxBytes    int           `env:"BATCH_MAX_BYTES" envDefault:"8388608" desc:"... or at this many message bytes"`
-	BatchMaxWait     time.Duration `env:"BATCH_MAX_WAIT" envDefault:"200ms" desc:"... or this long after its first message"`
+	BatchMaxWait     time.Duration `env:"BATCH_MAX_WAIT" envDefault:"200ms" desc:"... or this long after its first message, while records keep arriving: a partition with no write in flight writes its batch as soon as nothing more is fetched"`
 	WriteConcurrency int           `env:"WRITE_CONCURRENCY" envDefault:"4" desc:"bulk writes in flight at once (never two for one partition)"`
 	RetryMaxBackoff  time.Duration `env:"RETRY_MAX_BACKOFF" envDefault:"30s" desc:"cap of the exponential backoff between retries of a failed write"`
 	UnwritableAfter  int           `env:"UNWRITABLE_AFTER" envDefault:"5" desc:"failures in a row, each followed by a passing canary write to the same collection, before a batch is split (a lone record: dead-lettered as 'unwritable'); see Dead letters"`
