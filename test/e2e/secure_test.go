@@ -253,11 +253,19 @@ func TestSecureConnectionsSyncWithSecretsFromFiles(t *testing.T) {
 	if code := exitOf(t, rep, sc, time.Minute); code != 0 || countPrefix(rep.stdout(), "would replay ") != 1 {
 		t.Errorf("dlt replay --dry-run over SASL_SSL: exit %d, want 0 and 1 letter:\n%s", code, rep.stdout())
 	}
+	// and for real: the letter goes back to its origin topic through the SASL_SSL producer
+	before := sumOffsets(testenv.EndOffsets(t, s.brokers, s.topic))
+	if code := exitOf(t, s.start("dlt-replay-real", env, "dlt", "replay"), sc, time.Minute); code != 0 {
+		t.Errorf("dlt replay over SASL_SSL: exit %d", code)
+	}
+	if after := sumOffsets(testenv.EndOffsets(t, s.brokers, s.topic)); after != before+1 {
+		t.Errorf("dlt replay over SASL_SSL: origin topic grew by %d records, want 1", after-before)
+	}
 	// statesync config with the secrets in files
 	if code := exitOf(t, s.start("config", env, "config"), sc, 30*time.Second); code != 0 {
 		t.Errorf("statesync config: exit %d", code)
 	}
-	report(t, "FIGURES secure: %d records, %d keys, 1 poison, topics/publish/run/import/dlt replay/config over SASL_SSL and TLS, %s",
+	report(t, "FIGURES secure: %d records, %d keys, 1 poison, topics/publish/run/import/dlt replay (dry run and real)/config over SASL_SSL and TLS, %s",
 		len(msgs), len(st.want), time.Since(start).Round(time.Second))
 }
 
@@ -332,6 +340,9 @@ func TestSecureConnectionsRefusedFailClearlyAndSafely(t *testing.T) {
 			}
 			sc.sawProc(p)
 			checkOneClearLine(t, c, p.stderr(), watch)
+			if strings.HasPrefix(c.want[0], "MongoDB") && p.logCount(`"refused":"`) > 0 {
+				t.Errorf("%s: Kafka refused the good credentials too: the MongoDB refusal was not tested on its own:\n%s", c.name, p.stderr())
+			}
 			if n, _ := s.mongo.Database(fmt.Sprintf("%s_refused_%d", s.db, i)).Collection(s.entity).CountDocuments(t.Context(), bson.D{}); n != 0 {
 				t.Errorf("%s: %d documents written", c.name, n)
 			}
@@ -424,7 +435,10 @@ func checkOneClearLine(t *testing.T, c refusal, log string, over time.Duration) 
 	if clear != 1 {
 		t.Errorf("%s: %d log lines say %q, want exactly 1:\n%s", c.name, clear, c.want, log)
 	}
-	if warnings > 3 || len(lines) > 25 {
+	// besides that line: for MongoDB, the write path's own condition line ("bulk writes to
+	// collection ... fail; retried with backoff", the driver's words) once; on a loaded machine, a
+	// start check that timed out before the first answer ("Kafka brokers unreachable") once
+	if warnings > 4 || len(lines) > 25 {
 		t.Errorf("%s: %d lines (%d warnings/errors) in %s: a flood:\n%s", c.name, len(lines), warnings, over, log)
 	}
 }
