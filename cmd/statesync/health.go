@@ -20,6 +20,7 @@ type health struct {
 	status     atomic.Pointer[offsets.Status]        // set once the consumer exists
 	metrics    *metrics.Metrics                      // never nil
 	stuckAfter time.Duration
+	pingEvery  time.Duration // watchMongo's interval
 	brokers    string
 	group      string
 }
@@ -27,7 +28,7 @@ type health struct {
 // newHealth is readiness for the pipeline cfg describes: not ready until
 // MongoDB and the brokers answer and the group is joined.
 func newHealth(cfg config.Config, m *metrics.Metrics) *health {
-	return &health{stuckAfter: cfg.StuckAfter, metrics: m, brokers: cfg.KafkaBrokers, group: cfg.KafkaGroupID}
+	return &health{stuckAfter: cfg.StuckAfter, pingEvery: 2 * time.Second, metrics: m, brokers: cfg.KafkaBrokers, group: cfg.KafkaGroupID}
 }
 
 // setDeadLetters gives readiness the dead-letter publisher's report
@@ -44,10 +45,10 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// watchMongo pings MongoDB every 2 s: readiness, statesync_mongo_up, and
+// watchMongo pings MongoDB every pingEvery (2 s): readiness, statesync_mongo_up, and
 // the log lines when it becomes unreachable, stays so, and answers again.
 func (h *health) watchMongo(ctx context.Context, db pinger, cond *statelog.Condition) {
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(h.pingEvery)
 	defer t.Stop()
 	for {
 		err := db.Ping(ctx)
@@ -83,6 +84,9 @@ func (h *health) check() (bool, string) {
 		return false, "MongoDB unreachable"
 	}
 	if !h.kafkaUp.Load() {
+		if msg, refused := kafkaRefused(); refused {
+			return false, msg
+		}
 		return false, fmt.Sprintf("Kafka brokers %s have not answered yet", h.brokers)
 	}
 	st := h.status.Load()
