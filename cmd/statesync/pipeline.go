@@ -36,8 +36,8 @@ func syncTopics(ctx context.Context, e *env, importMode bool) (summaryView, erro
 	return p.run(ctx, e)
 }
 
-// syncPipeline is what syncTopics builds, and closers, the steps taken to
-// build it, each with what undoes it.
+// syncPipeline holds the parts syncTopics builds and, in closers, what
+// undoes each step of the build taken so far.
 type syncPipeline struct {
 	cfg        config.Config
 	importMode bool
