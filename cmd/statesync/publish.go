@@ -294,71 +294,29 @@ func newUUID() string {
 func publish(ctx context.Context, p *offsets.Producer, topic string, src entitySource, progress func(done int64, rate float64, final bool)) (publishResult, error) {
 	var res publishResult
 	start := time.Now()
-	delivery := make(chan kafka.Event, 4096)
-	var acked, failed atomic.Int64
-	var firstErr error
-	var mu sync.Mutex
-	sent := int64(0)
-	allSent := make(chan int64, 1)
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		want := int64(-1)
-		for want < 0 || acked.Load()+failed.Load() < want {
-			select {
-			case n := <-allSent:
-				want = n
-			case ev := <-delivery:
-				m, ok := ev.(*kafka.Message)
-				if ok && m.TopicPartition.Error == nil {
-					acked.Add(1)
-					continue
-				}
-				failed.Add(1)
-				mu.Lock()
-				if firstErr == nil {
-					if ok {
-						firstErr = m.TopicPartition.Error
-					} else {
-						firstErr = fmt.Errorf("unexpected delivery event %v", ev)
-					}
-				}
-				mu.Unlock()
-			}
-		}
-	}()
+	d := countDeliveries()
 	tick := time.Now()
 	srcErr := src(func(en entity) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if en.reason != "" {
-			res.rejected = append(res.rejected, rejection{en.line, en.reason})
-			return true
-		}
-		key, value, headers, err := stateMessage(en.json, time.Now())
-		if err != nil {
-			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
-			return true
-		}
-		if err := p.ProduceAsync(ctx, topic, key, value, headers, delivery); err != nil {
+		if reason := produceEntity(ctx, p, topic, en, d.events); reason != "" {
 			if ctx.Err() != nil {
-				return false
+				return false // interrupted: not a rejection
 			}
-			res.rejected = append(res.rejected, rejection{en.line, err.Error()})
+			res.rejected = append(res.rejected, rejection{en.line, reason})
 			return true
 		}
-		sent++
+		res.sent++
 		if time.Since(tick) > 500*time.Millisecond {
 			tick = time.Now()
-			progress(acked.Load(), float64(acked.Load())/time.Since(start).Seconds(), false)
+			progress(d.acked.Load(), float64(d.acked.Load())/time.Since(start).Seconds(), false)
 		}
 		return true
 	})
-	allSent <- sent
-	res.sent = sent
+	d.allSent <- res.sent
 	select {
-	case <-delivered:
+	case <-d.done:
 	case <-ctx.Done():
 	}
 	if ctx.Err() != nil {
@@ -367,23 +325,90 @@ func publish(ctx context.Context, p *offsets.Producer, topic string, src entityS
 		if err := p.Purge(); err != nil {
 			return res, fmt.Errorf("purge: %w", err)
 		}
-		<-delivered
+		<-d.done
 		res.interrupted = true
-		res.notAcked = failed.Load()
+		res.notAcked = d.failed.Load()
 	}
-	res.published = acked.Load()
+	res.published = d.acked.Load()
 	res.elapsed = time.Since(start)
 	progress(res.published, float64(res.published)/max(res.elapsed.Seconds(), 1e-9), true)
-	if srcErr != nil {
+	switch {
+	case srcErr != nil:
 		return res, srcErr
-	}
-	if res.interrupted {
+	case res.interrupted:
 		return res, nil
-	}
-	if failed.Load() > 0 {
-		return res, fmt.Errorf("%d records were not acknowledged by Kafka: %w", failed.Load(), firstErr)
+	case d.failed.Load() > 0:
+		return res, fmt.Errorf("%d records were not acknowledged by Kafka: %w", d.failed.Load(), d.firstErr())
 	}
 	return res, nil
+}
+
+// produceEntity produces one entity's state message, its delivery report
+// to delivery; it returns why the entity was rejected ("" when produced).
+func produceEntity(ctx context.Context, p *offsets.Producer, topic string, en entity, delivery chan kafka.Event) string {
+	if en.reason != "" {
+		return en.reason
+	}
+	key, value, headers, err := stateMessage(en.json, time.Now())
+	if err == nil {
+		err = p.ProduceAsync(ctx, topic, key, value, headers, delivery)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// deliveries counts the delivery reports that come back on events until as
+// many as were sent (given on allSent) have; done is closed then.
+type deliveries struct {
+	events        chan kafka.Event
+	allSent       chan int64
+	done          chan struct{}
+	acked, failed atomic.Int64
+	mu            sync.Mutex
+	first         error // the first failure
+}
+
+func countDeliveries() *deliveries {
+	d := &deliveries{events: make(chan kafka.Event, 4096), allSent: make(chan int64, 1), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		want := int64(-1)
+		for want < 0 || d.acked.Load()+d.failed.Load() < want {
+			select {
+			case n := <-d.allSent:
+				want = n
+			case ev := <-d.events:
+				d.note(ev)
+			}
+		}
+	}()
+	return d
+}
+
+func (d *deliveries) note(ev kafka.Event) {
+	m, ok := ev.(*kafka.Message)
+	if ok && m.TopicPartition.Error == nil {
+		d.acked.Add(1)
+		return
+	}
+	d.failed.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.first == nil {
+		if ok {
+			d.first = m.TopicPartition.Error
+		} else {
+			d.first = fmt.Errorf("unexpected delivery event %v", ev)
+		}
+	}
+}
+
+func (d *deliveries) firstErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.first
 }
 
 // progressTo draws a progress line on a terminal: records, rate and, when
