@@ -605,9 +605,30 @@ func (e *MissingTopicError) Error() string { return fmt.Sprintf("topic %s does n
 // for an answer: nil, *UnreachableError or *MissingTopicError (or another
 // error the brokers gave for the topic, e.g. not authorized). The request goes
 // through the consumer, which never asks the broker to create the topic.
+// A missing topic is asked again for up to topicSettle.
 func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
 	start := time.Now()
-	md, err := c.client.GetMetadata(&topic, false, int(timeout.Milliseconds()))
+	for {
+		err := c.checkTopic(topic, start, timeout-time.Since(start))
+		var missing *MissingTopicError
+		if !errors.As(err, &missing) || time.Since(start)+topicSettleStep >= min(timeout, topicSettle) {
+			return err
+		}
+		time.Sleep(topicSettleStep)
+	}
+}
+
+// A topic created a moment ago can be missing from a broker's metadata for
+// a while (the controller has it, the broker's cache not yet): a missing
+// topic is asked again every topicSettleStep for up to topicSettle before
+// it counts as missing.
+const (
+	topicSettle     = 2 * time.Second
+	topicSettleStep = 250 * time.Millisecond
+)
+
+func (c *Consumer) checkTopic(topic string, start time.Time, timeout time.Duration) error {
+	md, err := c.client.GetMetadata(&topic, false, int(max(timeout, 100*time.Millisecond).Milliseconds()))
 	if err != nil {
 		return &UnreachableError{Brokers: c.o.Kafka["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
 	}
