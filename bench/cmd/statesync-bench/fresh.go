@@ -211,7 +211,7 @@ func cmdFresh(ctx context.Context, args []string) error {
 				if lastMid == 0 {
 					lo = max(produced[s], mid) // no earlier snapshot: it was readable by this one
 				}
-				readable[s] = (lo + mid) / 2
+				readable[s] = max((lo+mid)/2, produced[s]) // a snapshot estimated late never makes it negative
 				next[k] += *keys
 			}
 		}
