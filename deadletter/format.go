@@ -271,8 +271,11 @@ func Parse(key, value []byte, headers []record.Header) (Letter, error) {
 		return Letter{}, errors.New("dead letter has no origin topic header")
 	}
 	p, err := f.num(HeaderPartition, HeaderPartitionSeed)
-	if err != nil || p < 0 || p > 1<<31-1 {
-		return Letter{}, fmt.Errorf("dead letter partition: %v", err)
+	switch {
+	case err != nil:
+		return Letter{}, fmt.Errorf("dead letter partition: %w", err)
+	case p < 0 || p > 1<<31-1:
+		return Letter{}, fmt.Errorf("dead letter partition %d is out of range", p)
 	}
 	info.Partition = int32(p)
 	if info.Offset, err = f.num(HeaderOffset); err != nil {

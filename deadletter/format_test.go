@@ -394,3 +394,13 @@ func headerList(kv ...string) []record.Header {
 	}
 	return hs
 }
+
+func TestParseNamesAnOutOfRangePartition(t *testing.T) {
+	for _, p := range []string{"-1", "2147483648"} {
+		value := []byte(`{"headers":{"topic":"codr.state.x","partition":` + p + `,"offset":1},"record":{}}`)
+		_, err := Parse(nil, value, nil)
+		if want := "dead letter partition " + p + " is out of range"; err == nil || err.Error() != want {
+			t.Errorf("partition %s: err = %v, want %q", p, err, want)
+		}
+	}
+}
