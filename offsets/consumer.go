@@ -207,6 +207,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var runErr error
 	for ctx.Err() == nil {
 		c.sched.drain(time.Now())
+		c.sched.retrySeeks(time.Now())
 		if c.o.StopAtEnd && c.sched.imported() {
 			c.log.Info("import complete: every partition read to its end offset and committed")
 			break
@@ -278,6 +279,7 @@ func (c *Consumer) poll() kafka.Event {
 	switch ev.(type) {
 	case nil:
 		c.handed = false
+		c.sched.drain(time.Now()) // a write that finished during the poll frees its partition
 		c.sched.closeIdle()
 	case *kafka.Message:
 		c.handed = true
@@ -301,6 +303,9 @@ func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	p := c.sched.parts[tp]
 	if p == nil || p.revoking {
 		return // not ours (anymore): the next owner reads it from the committed offset
+	}
+	if p.seekTo >= 0 {
+		return // a refused seek back: read again once the seek is done
 	}
 	off := int64(m.TopicPartition.Offset)
 	if off < p.next {
@@ -605,17 +610,21 @@ func (e *MissingTopicError) Error() string { return fmt.Sprintf("topic %s does n
 // for an answer: nil, *UnreachableError or *MissingTopicError (or another
 // error the brokers gave for the topic, e.g. not authorized). The request goes
 // through the consumer, which never asks the broker to create the topic.
-// A missing topic is asked again for up to topicSettle.
+// A missing topic is asked again for up to topicSettle (beyond timeout).
 func (c *Consumer) CheckTopic(topic string, timeout time.Duration) error {
 	start := time.Now()
-	for {
-		err := c.checkTopic(topic, start, timeout-time.Since(start))
-		var missing *MissingTopicError
-		if !errors.As(err, &missing) || time.Since(start)+topicSettleStep >= min(timeout, topicSettle) {
-			return err
-		}
+	err := c.checkTopic(topic, start, timeout)
+	var missing *MissingTopicError
+	for errors.As(err, &missing) && time.Since(start)+topicSettleStep < topicSettle {
 		time.Sleep(topicSettleStep)
+		again := c.checkTopic(topic, start, time.Second)
+		var u *UnreachableError
+		if errors.As(again, &u) {
+			return err // the brokers answered "missing"; a slow retry does not change it
+		}
+		err = again
 	}
+	return err
 }
 
 // A topic created a moment ago can be missing from a broker's metadata for
@@ -628,7 +637,7 @@ const (
 )
 
 func (c *Consumer) checkTopic(topic string, start time.Time, timeout time.Duration) error {
-	md, err := c.client.GetMetadata(&topic, false, int(max(timeout, 100*time.Millisecond).Milliseconds()))
+	md, err := c.client.GetMetadata(&topic, false, int(timeout.Milliseconds()))
 	if err != nil {
 		return &UnreachableError{Brokers: c.o.Kafka["bootstrap.servers"], Waited: time.Since(start).Round(time.Millisecond), Err: err}
 	}

@@ -45,6 +45,8 @@ type scheduler struct {
 	inflight int
 	waiting  []batch.TopicPartition // partitions with a closed batch, waiting for a write slot
 	done     chan completion
+	// seekRetryAt is when refused seeks back are retried (zero: none).
+	seekRetryAt time.Time
 	// blockedSince is when polling was first held back with no write
 	// completing since; zero while polling goes on (see hold).
 	blockedSince time.Time
@@ -52,13 +54,17 @@ type scheduler struct {
 
 // partition is the scheduling state of one assigned partition.
 type partition struct {
-	tp       batch.TopicPartition
-	ctx      context.Context // of its writes: cancelled when the partition is given up
-	cancel   context.CancelFunc
-	writing  *batch.Batch   // being written
-	queue    []*batch.Batch // closed, waiting for the one being written
-	opened   time.Time      // when its open batch got its first message; zero: none open
-	paused   bool
+	tp      batch.TopicPartition
+	ctx     context.Context // of its writes: cancelled when the partition is given up
+	cancel  context.CancelFunc
+	writing *batch.Batch   // being written
+	queue   []*batch.Batch // closed, waiting for the one being written
+	opened  time.Time      // when its open batch got its first message; zero: none open
+	paused  bool
+	// seekTo is the offset a refused seek back still has to reach (-1:
+	// none): the partition stays paused and its messages are dropped
+	// until a retry of the seek succeeds (retrySeeks).
+	seekTo   int64
 	next     int64              // offset after the last message delivered
 	stored   int64              // offset stored for commit (next to read), -1 none
 	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
@@ -79,6 +85,8 @@ type completion struct {
 }
 
 const (
+	// seekRetryEvery: how often a refused seek back is retried.
+	seekRetryEvery = 100 * time.Millisecond
 	// maxQueuedBatches is how many closed batches a partition may hold
 	// before it blocks polling (see blocked).
 	maxQueuedBatches = 1
@@ -101,7 +109,7 @@ func newScheduler(k partitionControl, w Writer, acc *batch.Accumulator, concurre
 // unknown, never imported).
 func (s *scheduler) assign(tp batch.TopicPartition, low, end int64) *partition {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, low: low, end: end,
+	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, seekTo: -1, low: low, end: end,
 		consumed: s.m.Consumed.WithLabelValues(tp.Topic),
 		oldest:   s.m.OldestUnwritten.Track(tp.Topic, tp.Partition),
 		fresh:    s.m.ProduceToWritten.WithLabelValues(tp.Topic)}
@@ -294,8 +302,14 @@ func (s *scheduler) resumeIfRoom(p *partition) {
 	}
 }
 
-func (s *scheduler) pause(p *partition)  { s.setPaused(p, true) }
-func (s *scheduler) resume(p *partition) { s.setPaused(p, false) }
+func (s *scheduler) pause(p *partition) { s.setPaused(p, true) }
+
+// resume resumes p, unless a refused seek back keeps it paused.
+func (s *scheduler) resume(p *partition) {
+	if p.seekTo < 0 {
+		s.setPaused(p, false)
+	}
+}
 
 func (s *scheduler) setPaused(p *partition, paused bool) {
 	if p.paused == paused {
@@ -360,7 +374,11 @@ func (s *scheduler) complete(cp completion, now time.Time) {
 		s.acc.Drop(cp.tp)
 		p.opened = time.Time{}
 		p.unacked.clear() // read again; p.oldest keeps their age until they are acknowledged
-		s.seekBack(p, cp.b.FirstOffset)
+		if !p.revoking {
+			// A partition being given up is not read again by this member:
+			// the next owner starts from the committed offset.
+			s.seekBack(p, cp.b.FirstOffset)
+		}
 		return
 	}
 	s.acknowledged(p, cp.b.Consumed, cp.at)
@@ -404,13 +422,42 @@ func (s *scheduler) store(p *partition, next int64, records int, now time.Time) 
 // seekBack makes the partition deliver again from offset, after a write was
 // abandoned: Pause, Seek, Resume (Resume alone would continue after the
 // last delivered message).
+// A refused seek leaves the partition paused, its messages dropped (they
+// would follow the abandoned records, whose offsets must not be passed), and
+// the seek is retried by retrySeeks.
 func (s *scheduler) seekBack(p *partition, offset int64) {
 	s.pause(p)
-	if err := s.kafka.Seek(p.tp, offset); err != nil {
-		s.log.Error("seek back failed", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
-	}
 	p.next = offset
+	if err := s.kafka.Seek(p.tp, offset); err != nil {
+		if p.seekTo < 0 {
+			s.log.Error("seek back refused; the partition stays paused and the seek is retried", zap.String("topic", p.tp.Topic),
+				zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset), zap.Error(err))
+		}
+		p.seekTo = offset
+		if s.seekRetryAt.IsZero() {
+			s.seekRetryAt = time.Now().Add(seekRetryEvery)
+		}
+		return
+	}
+	if p.seekTo >= 0 {
+		s.log.Info("seek back done", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", offset))
+	}
+	p.seekTo = -1
 	s.resume(p)
+}
+
+// retrySeeks retries the seeks back that were refused, at most every
+// seekRetryEvery (the loop runs once per message under load).
+func (s *scheduler) retrySeeks(now time.Time) {
+	if s.seekRetryAt.IsZero() || now.Before(s.seekRetryAt) {
+		return
+	}
+	s.seekRetryAt = time.Time{}
+	for _, p := range s.parts {
+		if p.seekTo >= 0 && !p.revoking {
+			s.seekBack(p, p.seekTo)
+		}
+	}
 }
 
 // drop forgets lost partitions at once: another member may own them

@@ -520,6 +520,31 @@ func TestScheduler(t *testing.T) {
 			h.want("records observed once the batch is written", n, 9)
 			h.want("oldest unwritten", fmt.Sprint(h.oldestUnwritten(0)), "0 true")
 		}},
+		{"a refused seek back keeps the partition paused, stores nothing, and is retried until it is done", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			k := &refusingSeeks{fakeKafka: h.k, refuse: 2}
+			h.s.kafka = k
+			h.batch(0, 10)
+			h.s.dispatch()
+			h.settle(h.started(), errors.New("abandoned"))
+			h.want("calls after a refused seek", h.k.calls, []string{"pause 0", "seek 0 0 (refused)"})
+			p := h.s.parts[tp(0)]
+			h.want("paused, seek pending", fmt.Sprint(p.paused, p.seekTo), "true 0")
+			h.s.resumeIfRoom(p)                            // nothing queued: room, but the seek is not done
+			h.s.retrySeeks(time.Now())                     // too early: nothing
+			h.s.retrySeeks(time.Now().Add(seekRetryEvery)) // refused again
+			h.want("calls while the seek is refused", h.k.calls, []string{"pause 0", "seek 0 0 (refused)", "seek 0 0 (refused)"})
+			h.s.retrySeeks(time.Now().Add(2 * seekRetryEvery))
+			h.want("calls once the seek is done", h.k.calls, []string{"pause 0", "seek 0 0 (refused)", "seek 0 0 (refused)", "seek 0 0", "resume 0"})
+			h.want("read again from", fmt.Sprint(p.next, p.seekTo, p.paused), "0 -1 false")
+			h.want("stored", h.k.stores(0), []string(nil))
+		}},
+		{"a partition given up when the grace runs out is not sought back", func(t *testing.T) {
+			h := newSchedTest(t, 4, 0)
+			h.consume(0, 7)
+			h.s.revoke([]batch.TopicPartition{tp(0)}, 50*time.Millisecond)
+			h.want("calls of the revoked partition", h.k.calls, []string(nil))
+		}},
 		{"a record without a Kafka timestamp is not observed", func(t *testing.T) {
 			h := newSchedTest(t, 4, 0)
 			h.now = time.Time{}
@@ -533,4 +558,20 @@ func TestScheduler(t *testing.T) {
 	} {
 		t.Run(tc.name, tc.run)
 	}
+}
+
+// refusingSeeks refuses the first refuse seeks (librdkafka's Seek returns
+// a state error on a partition not in an active fetch state), then seeks.
+type refusingSeeks struct {
+	*fakeKafka
+	refuse int
+}
+
+func (k *refusingSeeks) Seek(tp batch.TopicPartition, offset int64) error {
+	if k.refuse > 0 {
+		k.refuse--
+		k.calls = append(k.calls, fmt.Sprintf("seek %d %d (refused)", tp.Partition, offset))
+		return errors.New("Local: Erroneous state")
+	}
+	return k.fakeKafka.Seek(tp, offset)
 }

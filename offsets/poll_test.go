@@ -1,0 +1,58 @@
+package offsets
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/codr/statesync/batch"
+	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/record"
+)
+
+// TestAPollThatReturnsNothingHandlesTheWritesThatFinishedFirst: a write
+// that finishes while the loop polls frees its partition before the poll's
+// closeIdle looks, so the batch that accumulated behind it is closed by that
+// poll, not after another poll timeout (up to 100 ms on a quiet partition).
+// No broker: librdkafka is pointed at a closed port and never subscribed,
+// so Poll returns nothing after its timeout.
+func TestAPollThatReturnsNothingHandlesTheWritesThatFinishedFirst(t *testing.T) {
+	w := &gatedWriter{started: make(chan *gatedWrite, 8)}
+	c, err := New(Options{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1"}, GroupID: "attack",
+		Batch: batch.Options{MaxDocs: 1000, MaxWait: 30 * time.Second}, Log: zaptest.NewLogger(t),
+		Metrics: metrics.New(prometheus.NewRegistry())}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(5 * time.Second)
+	s := c.sched
+	p := s.assign(tp(0), 0, -1)
+	defer p.cancel()
+	add := func(off int64) {
+		id := bson.NewObjectID()
+		s.add(p, record.Record{Msg: record.Message{Topic: testTopic, Partition: 0, Offset: off, Key: []byte(id.Hex()),
+			Value: []byte(`{}`), Timestamp: time.Now()}, ID: id, Doc: bson.Raw{}}, time.Now())
+	}
+	add(0)
+	s.close(tp(0))
+	s.dispatch()
+	gw := <-w.started
+	add(1) // accumulates behind the write
+	c.handed = false
+	gw.result <- nil // the write completes while the loop polls
+	time.Sleep(5 * time.Millisecond)
+	// Poll(10) until it returns nothing (librdkafka may first report the
+	// closed port): the finished write is handled, then closeIdle.
+	for i := 0; i < 100 && c.poll() != nil; i++ {
+	}
+	s.drain(time.Now())
+	s.dispatch()
+	select {
+	case <-w.started: // dispatch starts it in a goroutine of its own
+	case <-time.After(5 * time.Second): // never, without the fix: the batch's max wait is 30 s
+		t.Errorf("the quiet partition's open batch was not written after the poll that found nothing: it waits another poll timeout")
+	}
+}
