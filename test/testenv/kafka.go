@@ -11,17 +11,26 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
+// admin opens an admin client on brokers and the 30s context that bounds the caller's calls; done
+// cancels the context and closes the client.
+func admin(brokers string) (*kafka.AdminClient, context.Context, func(), error) {
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return a, ctx, func() { cancel(); a.Close() }, nil
+}
+
 // CreateTopic creates a topic with the given partitions (replication 1) and
 // extra configs, and deletes it when the test ends.
 func CreateTopic(t testing.TB, brokers, topic string, partitions int, configs map[string]string) {
 	t.Helper()
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	a, ctx, done, err := admin(brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1, Config: configs}},
 		kafka.SetAdminOperationTimeout(20*time.Second))
 	if err != nil {
@@ -37,14 +46,12 @@ func CreateTopic(t testing.TB, brokers, topic string, partitions int, configs ma
 
 // DeleteTopics deletes topics, ignoring ones that do not exist.
 func DeleteTopics(t testing.TB, brokers string, topics ...string) {
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	a, ctx, done, err := admin(brokers)
 	if err != nil {
 		t.Logf("delete topics: %v", err)
 		return
 	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	if _, err := a.DeleteTopics(ctx, topics); err != nil {
 		t.Logf("delete topics %v: %v", topics, err)
 	}

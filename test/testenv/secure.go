@@ -1,13 +1,11 @@
 package testenv
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -68,13 +66,11 @@ func (s Secure) Read(t testing.TB, name string) string {
 // of brokers (the stack's PLAINTEXT listener: no authorizer, so no credentials needed).
 func SetScramPassword(t testing.TB, brokers, user, password string) {
 	t.Helper()
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	a, ctx, done, err := admin(brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	res, err := a.AlterUserScramCredentials(ctx, []kafka.UserScramCredentialUpsertion{{User: user,
 		ScramCredentialInfo: kafka.ScramCredentialInfo{Mechanism: kafka.ScramMechanismSHA512, Iterations: 4096},
 		Password:            []byte(password)}}, nil)
@@ -90,13 +86,11 @@ func SetScramPassword(t testing.TB, brokers, user, password string) {
 
 // DeleteScramUser removes user's SCRAM-SHA-512 credential, ignoring errors (cleanup).
 func DeleteScramUser(brokers, user string) error {
-	a, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers})
+	a, ctx, done, err := admin(brokers)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	defer done()
 	_, err = a.AlterUserScramCredentials(ctx, nil, []kafka.UserScramCredentialDeletion{{User: user, Mechanism: kafka.ScramMechanismSHA512}})
 	if err != nil {
 		return fmt.Errorf("delete the SCRAM user %s: %w", user, err)
