@@ -189,6 +189,17 @@ func exitOf(t *testing.T, p *proc, sc *secrets, timeout time.Duration) int {
 	return code
 }
 
+// stopCleanly stops a running command with SIGTERM and wants exit 0, recording what it wrote before
+// the stop (its /metrics and /readyz too) and after.
+func stopCleanly(t *testing.T, p *proc, sc *secrets) {
+	t.Helper()
+	sc.sawProc(p)
+	if code, _ := p.term(30 * time.Second); code != 0 {
+		t.Errorf("%s: exit %d after SIGTERM, want 0", p.name, code)
+	}
+	sc.sawProc(p)
+}
+
 func TestSecureConnectionsSyncWithSecretsFromFiles(t *testing.T) {
 	start := time.Now()
 	sec := testenv.SecureStack(t)
@@ -231,11 +242,7 @@ func TestSecureConnectionsSyncWithSecretsFromFiles(t *testing.T) {
 	if code, body := run.get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz %d %q, want 200", code, body)
 	}
-	sc.sawProc(run)
-	if code, _ := run.term(30 * time.Second); code != 0 {
-		t.Errorf("run: exit %d after SIGTERM, want 0", code)
-	}
-	sc.sawProc(run)
+	stopCleanly(t, run, sc)
 
 	// import, MongoDB through the listener that requires a client certificate
 	importDB := s.db + "_import"
@@ -497,11 +504,7 @@ func TestSecretRotationNeedsARestart(t *testing.T) {
 	if code, body := first.get("/readyz"); code != http.StatusOK {
 		t.Errorf("running process after the rotation: /readyz %d %q", code, body)
 	}
-	sc.sawProc(first)
-	if code, _ := first.term(30 * time.Second); code != 0 {
-		t.Errorf("run-before: exit %d after SIGTERM", code)
-	}
-	sc.sawProc(first)
+	stopCleanly(t, first, sc)
 
 	// records while it is down; a process still given the old password is refused, clearly;
 	// one restarted with the (new) file syncs everything
@@ -518,11 +521,7 @@ func TestSecretRotationNeedsARestart(t *testing.T) {
 		t.Errorf("process with the old password: /readyz %d, want 503", code)
 	}
 	for _, p := range []*proc{stale, second} {
-		sc.sawProc(p)
-		if code, _ := p.term(30 * time.Second); code != 0 {
-			t.Errorf("%s: exit %d after SIGTERM", p.name, code)
-		}
-		sc.sawProc(p)
+		stopCleanly(t, p, sc)
 	}
 	report(t, "FIGURES rotation: 800 records, %d keys, password rotated while running: synced on; restarted with the new file: exact", len(st.want))
 }
