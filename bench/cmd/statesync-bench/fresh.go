@@ -158,12 +158,11 @@ func cmdFresh(ctx context.Context, args []string) error {
 		}
 	}
 
-	db, closeDB, err := mf.open()
+	c, closeDB, err := mf.collection(*coll)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	c := db.Collection(*coll)
 
 	// the reader
 	readable := make([]int64, total+1) // unix nanos, by seq; 0: not yet

@@ -140,6 +140,15 @@ func (m *mongoFlags) open() (*mongo.Database, func(), error) {
 	return client.Database(*m.db), func() { _ = client.Disconnect(context.Background()) }, nil
 }
 
+// collection is open for the one collection a subcommand reads or writes.
+func (m *mongoFlags) collection(name string) (*mongo.Collection, func(), error) {
+	db, closeDB, err := m.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return db.Collection(name), closeDB, nil
+}
+
 func ints(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
