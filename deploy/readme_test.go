@@ -285,14 +285,7 @@ func TestREADMEConnectingSecurely(t *testing.T) {
 				}
 			}
 			t.Run("standalone", func(t *testing.T) {
-				out, stderr, err := templateText(t, chartDir, "rel", values)
-				if err != nil {
-					t.Fatalf("helm template: %v\n%s\nvalues:\n%s", err, stderr, b[1])
-				}
-				docs, err := decodeManifests(out)
-				if err != nil {
-					t.Fatal(err)
-				}
+				docs, out := mustTemplateText(t, chartDir, "rel", values)
 				check(t, docs, out)
 				if sa, ok := values["serviceAccount"].(object); ok {
 					// e.g. IRSA's role-arn: on the ServiceAccount the pod runs as.
@@ -313,14 +306,7 @@ func TestREADMEConnectingSecurely(t *testing.T) {
 				if ownURI {
 					sidecar = merge(object{"mongo": object{"existingSecret": ""}}, sidecar)
 				}
-				out, stderr, err := templateText(t, exampleDir, "shop", object{"statesync": sidecar})
-				if err != nil {
-					t.Fatalf("helm template: %v\n%s\nvalues:\n%s", err, stderr, b[1])
-				}
-				docs, err := decodeManifests(out)
-				if err != nil {
-					t.Fatal(err)
-				}
+				docs, out := mustTemplateText(t, exampleDir, "shop", object{"statesync": sidecar})
 				check(t, docs, out)
 			})
 		})

@@ -122,6 +122,22 @@ func mustTemplate(t *testing.T, dir, release string, values ...any) manifests {
 	return docs
 }
 
+// mustTemplateText is mustTemplate that also returns helm's output, for the checks that read the
+// rendered text; when helm fails it shows the values it was given.
+func mustTemplateText(t *testing.T, dir, release string, values object) (manifests, string) {
+	t.Helper()
+	out, stderr, err := templateText(t, dir, release, values)
+	if err != nil {
+		b, _ := yaml.Marshal(values)
+		t.Fatalf("helm template %s: %v\n%s\nvalues:\n%s", dir, err, stderr, b)
+	}
+	docs, err := decodeManifests(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs, out
+}
+
 // ---- strict decoding into the API's own types ------------------------------------------------
 
 // manifest is one rendered object, decoded into its Go type (Obj: *appsv1.Deployment, ...).

@@ -158,16 +158,7 @@ func TestSecretsAreReadOnlyFiles(t *testing.T) {
 		container string
 	}{
 		{"standalone", func(t *testing.T, values object) (manifests, string) {
-			v := merge(object{"kafka": object{"brokers": "kafka:9092"}, "mongo": object{"database": "codr"}}, values)
-			out, stderr, err := templateText(t, chartDir, "rel", v)
-			if err != nil {
-				t.Fatalf("helm template: %v\n%s", err, stderr)
-			}
-			docs, err := decodeManifests(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return docs, out
+			return mustTemplateText(t, chartDir, "rel", merge(object{"kafka": object{"brokers": "kafka:9092"}, "mongo": object{"database": "codr"}}, values))
 		}, "statesync"},
 		{"sidecar (the example service chart)", func(t *testing.T, values object) (manifests, string) {
 			buildExampleDeps(t)
@@ -175,15 +166,7 @@ func TestSecretsAreReadOnlyFiles(t *testing.T) {
 			if m, ok := values["mongo"].(object); ok && (m["uri"] != nil || m["uriFile"] != nil) {
 				values = merge(values, object{"mongo": object{"existingSecret": ""}})
 			}
-			out, stderr, err := templateText(t, exampleDir, "shop", object{"statesync": values})
-			if err != nil {
-				t.Fatalf("helm template: %v\n%s", err, stderr)
-			}
-			docs, err := decodeManifests(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return docs, out
+			return mustTemplateText(t, exampleDir, "shop", object{"statesync": values})
 		}, "statesync"},
 	}
 	for _, md := range modes {
