@@ -435,13 +435,31 @@ func TestValues(t *testing.T) {
 
 // ---- values the chart must refuse -----------------------------------------------------------
 
+// refused is values that helm template must refuse, and what its error must say.
+type refused struct {
+	name   string
+	values object
+	want   string // in helm's error output
+}
+
+// assertRefused runs each case as a subtest: helm template fails, and its error says want.
+func assertRefused(t *testing.T, cases []refused) {
+	for _, tc := range cases {
+		t.Run("helm template refuses "+tc.name, func(t *testing.T) {
+			docs, stderr, err := template(t, chartDir, "rel", tc.values)
+			if err == nil {
+				t.Fatalf("rendered %v; want an error", docs.kinds())
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("error does not say %q:\n%s", tc.want, stderr)
+			}
+		})
+	}
+}
+
 func TestRejectedValues(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name   string
-		values object
-		want   string // in helm's error output
-	}{
+	assertRefused(t, []refused{
 		{"a log format other than json, console or auto", merge(minimal(), object{"log": object{"format": "xml"}}), "format"},
 		{"missing Kafka brokers", object{"mongo": object{"uri": "mongodb://m/", "database": "codr"}}, "brokers"},
 		{"missing MongoDB database", object{"kafka": object{"brokers": "k:9092"}, "mongo": object{"uri": "mongodb://m/"}}, "database"},
@@ -455,18 +473,7 @@ func TestRejectedValues(t *testing.T) {
 		{"a grace period shorter than the shutdown grace", merge(minimal(), object{"terminationGracePeriodSeconds": 20}), "terminationGracePeriodSeconds"},
 		{"a SASL username without a password", merge(minimal(), object{"kafka": object{"sasl": object{"username": "u"}}}), "sasl"},
 		{"a MongoDB URI without the mongodb scheme", merge(minimal(), object{"mongo": object{"uri": "http://mongo"}}), "uri"},
-	}
-	for _, tc := range cases {
-		t.Run("helm template refuses "+tc.name, func(t *testing.T) {
-			docs, stderr, err := template(t, chartDir, "rel", tc.values)
-			if err == nil {
-				t.Fatalf("rendered %v; want an error", docs.kinds())
-			}
-			if !strings.Contains(stderr, tc.want) {
-				t.Errorf("error does not mention %q:\n%s", tc.want, stderr)
-			}
-		})
-	}
+	})
 }
 
 // ---- sidecar mode ---------------------------------------------------------------------------
