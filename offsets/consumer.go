@@ -295,8 +295,19 @@ func (c *Consumer) pollTimeout() int {
 		ms := int(time.Until(at).Milliseconds())
 		return max(1, min(ms, 100))
 	}
-	return 100
+	if !c.sched.seekRetryAt.IsZero() {
+		return 100
+	}
+	return idlePollMs
 }
+
+// idlePollMs is how long a poll waits when nothing is open, being written
+// or waiting for a retry: only a record, a rebalance or the end of the
+// process can need the loop then, and the first two end the poll at once.
+// Each return from the blocking cgo call wakes the Go runtime, so a longer
+// wait makes an idle sidecar cheaper; a stop (ctx cancelled) is noticed
+// within this time.
+const idlePollMs = 500
 
 func (c *Consumer) handle(m *kafka.Message, now time.Time) {
 	tp := batch.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}

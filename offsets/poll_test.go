@@ -56,3 +56,44 @@ func TestAPollThatReturnsNothingHandlesTheWritesThatFinishedFirst(t *testing.T) 
 		t.Errorf("the quiet partition's open batch was not written after the poll that found nothing: it waits another poll timeout")
 	}
 }
+
+// How long a poll may wait: briefly while something needs the loop (a write
+// in flight, an open batch's close, a refused seek's retry), idlePollMs
+// when nothing does (an idle sidecar wakes the Go runtime less often).
+func TestAPollWaitsLongOnlyWhenNothingNeedsTheLoop(t *testing.T) {
+	w := &gatedWriter{started: make(chan *gatedWrite, 8)}
+	c, err := New(Options{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1"}, GroupID: "idle",
+		Batch: batch.Options{MaxDocs: 1000, MaxWait: 30 * time.Second}, Log: zaptest.NewLogger(t),
+		Metrics: metrics.New(prometheus.NewRegistry())}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(5 * time.Second)
+	s := c.sched
+	p := s.assign(tp(0), 0, -1)
+	defer p.cancel()
+	if got := c.pollTimeout(); got != idlePollMs {
+		t.Errorf("nothing open, written or retried: %d ms, want %d", got, idlePollMs)
+	}
+	id := bson.NewObjectID()
+	s.add(p, record.Record{Msg: record.Message{Topic: testTopic, Partition: 0, Offset: 0, Key: []byte(id.Hex()),
+		Value: []byte(`{}`), Timestamp: time.Now()}, ID: id, Doc: bson.Raw{}}, time.Now())
+	if got := c.pollTimeout(); got > 100 {
+		t.Errorf("an open batch: %d ms, want ≤ 100", got)
+	}
+	s.close(tp(0))
+	s.dispatch()
+	gw := <-w.started
+	if got := c.pollTimeout(); got != 10 {
+		t.Errorf("a write in flight: %d ms, want 10", got)
+	}
+	gw.result <- nil
+	waitFor(t, "the write's completion handled", func() bool { s.drain(time.Now()); return s.inflight == 0 })
+	if got := c.pollTimeout(); got != idlePollMs {
+		t.Errorf("the write done: %d ms, want %d", got, idlePollMs)
+	}
+	s.seekRetryAt = time.Now().Add(100 * time.Millisecond) // a refused seek back waits for its retry
+	if got := c.pollTimeout(); got != 100 {
+		t.Errorf("a seek to retry: %d ms, want 100", got)
+	}
+}

@@ -47,7 +47,7 @@ type syncPipeline struct {
 	kafka      offsets.Logging // its Brokers condition is shared by the Kafka clients
 	health     *health
 	db         *sink.Sink
-	producer   *offsets.Producer // the dead letters'
+	producer   *offsets.OnDemandProducer // the dead letters'
 	consumer   *offsets.Consumer
 	sum        summary
 	closers    closers
@@ -126,8 +126,9 @@ func (p *syncPipeline) connectMongo(ctx context.Context) error {
 }
 
 func (p *syncPipeline) openDeadLetters() error {
-	producer, err := offsets.NewProducer(p.cfg.KafkaConfig(), "dlt-producer", p.kafka)
-	if err != nil {
+	producer := &offsets.OnDemandProducer{Props: p.cfg.KafkaConfig(), Role: "dlt-producer", Logging: p.kafka,
+		IdleClose: deadLetterIdleClose}
+	if err := producer.Start(); err != nil {
 		return err
 	}
 	p.producer = producer
@@ -137,6 +138,11 @@ func (p *syncPipeline) openDeadLetters() error {
 	})
 	return nil
 }
+
+// deadLetterIdleClose: the dead-letter producer is closed after this long
+// without a dead letter (an idle producer costs CPU: offsets.OnDemandProducer)
+// and made again by the next one.
+const deadLetterIdleClose = 30 * time.Second
 
 // openConsumer builds the consumer and what it writes with: the applier
 // (MongoDB, dead letters), counted into sum.
