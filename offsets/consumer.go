@@ -203,7 +203,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.status.Subscribed.Store(true)
 	c.log.Info("subscribed", zap.Strings("topics", c.o.Subscription), zap.String("group", c.o.GroupID))
 	lagTick := time.Now()
-	subscribed := time.Now()
+	var unassigned unassignedClock
 	var runErr error
 	for ctx.Err() == nil {
 		c.sched.drain(time.Now())
@@ -228,13 +228,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 			lagTick = now
 			c.updateLag()
 		}
-		if c.o.StopAtEnd && len(c.sched.parts) == 0 && time.Since(subscribed) > c.o.AssignTimeout {
-			runErr = fmt.Errorf("no partition assigned within %s: no topic matches %v, or other members of group %q hold them all",
-				c.o.AssignTimeout, c.o.Subscription, c.o.GroupID)
-			break
+		if c.o.StopAtEnd {
+			if runErr = unassigned.check(len(c.sched.parts), now, c.o); runErr != nil {
+				break
+			}
 		}
 	}
 	return errors.Join(runErr, c.shutdown())
+}
+
+// unassignedClock bounds how long an import goes without partitions:
+// before its first assignment, and again after losing them (a session
+// that timed out on a loaded machine, a rebalance): the group assigns them
+// again and the import goes on from the committed offsets.
+type unassignedClock struct {
+	since    time.Time // zero: partitions assigned
+	assigned bool      // had partitions once
+}
+
+func (u *unassignedClock) check(parts int, now time.Time, o Options) error {
+	if parts > 0 {
+		u.since, u.assigned = time.Time{}, true
+		return nil
+	}
+	if u.since.IsZero() {
+		u.since = now
+	}
+	if now.Sub(u.since) <= o.AssignTimeout {
+		return nil
+	}
+	if u.assigned {
+		return fmt.Errorf("partitions lost and not assigned again within %s: other members of group %q hold them, or the brokers do not answer",
+			o.AssignTimeout, o.GroupID)
+	}
+	return fmt.Errorf("no partition assigned within %s: no topic matches %v, or other members of group %q hold them all",
+		o.AssignTimeout, o.Subscription, o.GroupID)
 }
 
 // handleEvent handles what a poll returned (nil: nothing); the error is a

@@ -1,6 +1,7 @@
 package offsets
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,42 @@ func TestAPollWaitsLongOnlyWhenNothingNeedsTheLoop(t *testing.T) {
 	s.seekRetryAt = time.Now().Add(100 * time.Millisecond) // a refused seek back waits for its retry
 	if got := c.pollTimeout(); got != 100 {
 		t.Errorf("a seek to retry: %d ms, want 100", got)
+	}
+}
+
+// An import waits AssignTimeout for its first assignment, and again after
+// losing its partitions: a session that timed out on a loaded machine made
+// the import end at once ("no partition assigned within 1m0s") because the
+// wait was counted from the subscription.
+func TestAnImportThatLosesItsPartitionsWaitsForThemAgain(t *testing.T) {
+	o := Options{AssignTimeout: time.Minute, GroupID: "g", Subscription: []string{"codr.state.user"}}
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	var u unassignedClock
+	steps := []struct {
+		s, parts int
+		err      string // "": no error
+	}{
+		{0, 0, ""}, {59, 0, ""}, // waiting for the first assignment
+		{60, 4, ""}, {200, 4, ""}, // reading
+		{201, 0, ""}, {260, 0, ""}, // lost at 201 (well over a minute after subscribing): waits again
+		{261, 4, ""},                                                                 // assigned again
+		{300, 0, ""}, {361, 0, "partitions lost and not assigned again within 1m0s"}, // lost for good
+	}
+	for _, st := range steps {
+		err := u.check(st.parts, at(st.s), o)
+		switch {
+		case st.err == "" && err != nil:
+			t.Fatalf("at %d s with %d partitions: %v, want none", st.s, st.parts, err)
+		case st.err != "" && (err == nil || !strings.Contains(err.Error(), st.err)):
+			t.Fatalf("at %d s with %d partitions: %v, want %q", st.s, st.parts, err, st.err)
+		}
+	}
+	var first unassignedClock
+	if err := first.check(0, at(0), o); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.check(0, at(61), o); err == nil || !strings.Contains(err.Error(), "no partition assigned within 1m0s: no topic matches [codr.state.user]") {
+		t.Fatalf("never assigned: %v", err)
 	}
 }
