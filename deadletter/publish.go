@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/codr/statesync/metrics"
+	"github.com/codr/statesync/offsets"
 	"github.com/codr/statesync/record"
 )
 
@@ -116,8 +117,11 @@ func (d *Publisher) outcome(ctx context.Context, o origin, err error) {
 			d.waiting = map[origin]failure{}
 		}
 		if len(d.waiting) == 0 {
-			d.log().Error("cannot publish to the dead-letter topic: the partition of the record waits (nothing is skipped) and the publish is retried; "+
-				"if the topic is missing, create it with: statesync topics create "+d.Topic,
+			hint := "if the topic is missing, create it with: statesync topics create " + d.Topic
+			if remake := (*offsets.RemakeError)(nil); errors.As(err, &remake) {
+				hint = "the producer could not be made: see the error"
+			}
+			d.log().Error("cannot publish to the dead-letter topic: the partition of the record waits (nothing is skipped) and the publish is retried; "+hint,
 				zap.String("dlt_topic", d.Topic), zap.String("topic", o.topic), zap.Int32("partition", o.partition), zap.Error(err))
 		}
 		d.waiting[o] = failure{at: d.now(), err: err}

@@ -22,6 +22,8 @@ type Logging struct {
 	// Brokers: shared by every client of the process. nil: connection
 	// failures are logged like any other line, once a minute at most.
 	Brokers *statelog.Condition
+
+	limit *limiter // shared by the Watches of clients made one after another; nil: each its own
 }
 
 // BrokersCondition is the reachability of the brokers, for Logging.Brokers.
@@ -76,7 +78,7 @@ type Watch struct {
 	l      Logging
 	role   string
 	client metadataClient
-	limit  limiter
+	limit  *limiter
 
 	mu      sync.Mutex
 	probing bool
@@ -89,7 +91,10 @@ type Watch struct {
 // properties; client answers the probes of the brokers' condition. Call
 // Stop before closing the client.
 func (l Logging) Watch(role string, client metadataClient, logs chan kafka.LogEvent) *Watch {
-	w := &Watch{l: l, role: role, client: client, stop: make(chan struct{})}
+	w := &Watch{l: l, role: role, client: client, stop: make(chan struct{}), limit: l.limit}
+	if w.limit == nil {
+		w.limit = &limiter{}
+	}
 	go func() {
 		for e := range logs {
 			w.line(e)

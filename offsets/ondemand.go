@@ -3,6 +3,7 @@ package offsets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,13 +24,33 @@ type OnDemandProducer struct {
 	Logging   Logging
 	IdleClose time.Duration // 0: kept until Close
 
-	mu     sync.Mutex
-	p      *Producer
-	users  int // Produce calls running
-	last   time.Time
-	timer  *time.Timer
-	closed bool
+	mu      sync.Mutex
+	p       *Producer
+	made    bool // a producer was made once: the next is a re-creation
+	users   int  // Produce calls running
+	last    time.Time
+	timer   *time.Timer
+	closed  bool
+	closing sync.WaitGroup // idle closes under way: Close waits for them
+	stop    chan struct{}  // closed by Close: an idle close under way stops flushing
+	limit   *limiter       // one for every producer made: what librdkafka says at creation is logged once a minute at most
 }
+
+// RemakeError: the producer, closed after IdleClose without use, could not
+// be made again although its settings were accepted at start: a file a
+// setting names (a CA, a certificate, a key) changed or went away since.
+type RemakeError struct {
+	Role string
+	Idle time.Duration
+	Err  error
+}
+
+func (e *RemakeError) Error() string {
+	return fmt.Sprintf("make the %s again after %s without use (its settings were accepted at start: check the files they name, such as ssl.ca.location): %v",
+		e.Role, e.Idle, e.Err)
+}
+
+func (e *RemakeError) Unwrap() error { return e.Err }
 
 // ErrProducerClosed: Produce after Close.
 var ErrProducerClosed = errors.New("producer closed")
@@ -61,11 +82,19 @@ func (o *OnDemandProducer) acquire() (*Producer, error) {
 		return nil, ErrProducerClosed
 	}
 	if o.p == nil {
-		p, err := NewProducer(o.Props, o.Role, o.Logging)
+		if o.limit == nil {
+			o.limit = &limiter{}
+		}
+		l := o.Logging
+		l.limit = o.limit
+		p, err := NewProducer(o.Props, o.Role, l)
 		if err != nil {
+			if o.made {
+				return nil, &RemakeError{Role: o.Role, Idle: o.IdleClose, Err: err}
+			}
 			return nil, err
 		}
-		o.p = p
+		o.p, o.made = p, true
 	}
 	o.users++
 	return o.p, nil
@@ -97,8 +126,30 @@ func (o *OnDemandProducer) closeIdle() {
 		return
 	}
 	o.p = nil
+	o.closing.Add(1)
+	stop := o.stopChan()
 	o.mu.Unlock()
-	p.Close(5 * time.Second)
+	defer o.closing.Done()
+	// What is still queued belongs to a Produce whose ctx ended (its batch
+	// is read again): flushed for up to 5 s, or until Close.
+	for deadline := time.Now().Add(5 * time.Second); p.p.Len() > 0 && time.Now().Before(deadline); {
+		select {
+		case <-stop:
+			p.Close(0)
+			return
+		default:
+		}
+		p.p.Flush(100)
+	}
+	p.Close(0)
+}
+
+// stopChan is o.stop, made once; o.mu is held.
+func (o *OnDemandProducer) stopChan() chan struct{} {
+	if o.stop == nil {
+		o.stop = make(chan struct{})
+	}
+	return o.stop
 }
 
 // Opened reports whether a producer exists now.
@@ -109,9 +160,14 @@ func (o *OnDemandProducer) Opened() bool {
 }
 
 // Close flushes for at most timeout and closes the producer, if there is
-// one; Produce fails afterwards.
+// one, and ends an idle close under way (waiting for it at most a second
+// past timeout); Produce fails afterwards.
 func (o *OnDemandProducer) Close(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	o.mu.Lock()
+	if !o.closed {
+		close(o.stopChan())
+	}
 	o.closed = true
 	if o.timer != nil {
 		o.timer.Stop()
@@ -121,5 +177,11 @@ func (o *OnDemandProducer) Close(timeout time.Duration) {
 	o.mu.Unlock()
 	if p != nil {
 		p.Close(timeout)
+	}
+	idle := make(chan struct{})
+	go func() { o.closing.Wait(); close(idle) }()
+	select { // an idle close stops flushing within 100 ms; its teardown is librdkafka's
+	case <-idle:
+	case <-time.After(time.Until(deadline) + time.Second):
 	}
 }

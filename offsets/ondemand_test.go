@@ -64,7 +64,7 @@ func TestOnDemandProducerStaysOpenWhileProducing(t *testing.T) {
 		// message.timeout.ms is 200 ms: this produce outlives IdleClose 4 times
 		done <- o.Produce(ctx, "t", nil, []byte("v"), nil)
 	}()
-	waitFor(t, "the produce started", o.Opened)
+	waitFor(t, "the produce started", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.users == 1 })
 	time.Sleep(150 * time.Millisecond)
 	if !o.Opened() {
 		t.Fatal("closed while a produce was running")
