@@ -129,6 +129,34 @@ func New(o Options, w Writer) (*Consumer, error) {
 	if o.AssignTimeout <= 0 {
 		o.AssignTimeout = DefaultAssignTimeout
 	}
+	cm := ConsumerConfig(o)
+	kc, err := kafka.NewConsumer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka consumer: %w", err)
+	}
+	watch := Logging{Log: o.Log, Brokers: o.Brokers}.Watch("consumer", kc, kc.Logs())
+	reset, _ := cm["auto.offset.reset"].(string)
+	exclude := map[string]bool{}
+	for _, t := range o.Exclude {
+		exclude[t] = true
+	}
+	c := &Consumer{
+		o: o, client: kc, log: o.Log, watch: watch,
+		commits: &statelog.Condition{Log: o.Log, Fields: []zap.Field{zap.String("group", o.GroupID)},
+			Failing:   "offset commits fail; retried every second (nothing is skipped: what was not committed is read again after a restart)",
+			Recovered: "offset commits succeed again"},
+		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
+		exclude:      exclude,
+		future:       newFutureWatch(o.FutureSkew),
+	}
+	c.sched = newScheduler(librdkafkaControl{kc}, w, batch.New(o.Batch), o.Concurrency, &c.status, o.Metrics, o.Log)
+	return c, nil
+}
+
+// ConsumerConfig is the librdkafka configuration of the consumer New
+// makes from o (o.Kafka, then statesync's settings and defaults), prepared
+// for its log lines: what the bench's consume-only ceiling reads with.
+func ConsumerConfig(o Options) kafka.ConfigMap {
 	cm := kafka.ConfigMap{}
 	for k, v := range o.Kafka {
 		cm[k] = v
@@ -157,27 +185,7 @@ func New(o Options, w Writer) (*Consumer, error) {
 	// are compressed bytes: 512 KiB of lz4 JSON is ~2 MiB of messages.
 	setDefault(cm, "queued.max.messages.kbytes", "8192")
 	Prepare(cm, "consumer")
-	kc, err := kafka.NewConsumer(&cm)
-	if err != nil {
-		return nil, fmt.Errorf("create Kafka consumer: %w", err)
-	}
-	watch := Logging{Log: o.Log, Brokers: o.Brokers}.Watch("consumer", kc, kc.Logs())
-	reset, _ := cm["auto.offset.reset"].(string)
-	exclude := map[string]bool{}
-	for _, t := range o.Exclude {
-		exclude[t] = true
-	}
-	c := &Consumer{
-		o: o, client: kc, log: o.Log, watch: watch,
-		commits: &statelog.Condition{Log: o.Log, Fields: []zap.Field{zap.String("group", o.GroupID)},
-			Failing:   "offset commits fail; retried every second (nothing is skipped: what was not committed is read again after a restart)",
-			Recovered: "offset commits succeed again"},
-		fromEarliest: reset == "earliest" || reset == "smallest" || reset == "beginning",
-		exclude:      exclude,
-		future:       newFutureWatch(o.FutureSkew),
-	}
-	c.sched = newScheduler(librdkafkaControl{kc}, w, batch.New(o.Batch), o.Concurrency, &c.status, o.Metrics, o.Log)
-	return c, nil
+	return cm
 }
 
 func setDefault(cm kafka.ConfigMap, k, v string) {

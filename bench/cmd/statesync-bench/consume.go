@@ -3,8 +3,7 @@ package main
 // consume: librdkafka reading the topic to its end and discarding, the
 // Kafka-side ceiling of the counting pipeline. It must bound the pipeline, so
 // it is configured and started as `statesync import` is: the consumer
-// properties of offsets.New (importProps, tied to that code by
-// TestImportPropsAreOffsetsNews) and the same start (subscribe with
+// properties as offsets.New (importProps: offsets.ConsumerConfig) and the same start (subscribe with
 // cooperative-sticky, then in the assignment callback: end offsets, committed
 // offsets, and an explicit start at the low watermark, not OffsetBeginning,
 // whose auto.offset.reset lookup waits a fixed 100 ms before the first
@@ -26,41 +25,18 @@ import (
 	"github.com/codr/statesync/offsets"
 )
 
-// importProps are the librdkafka properties offsets.New gives the consumer
-// of `statesync import` (StopAtEnd, STATESYNC_TOPIC_REFRESH_INTERVAL's
-// default 30s), before offsets.Prepare; props (k=v;k=v, as
-// STATESYNC_KAFKA_PROPERTIES) are passed through as New passes them.
-// offsets.New does not export its ConfigMap: TestImportPropsAreOffsetsNews
-// reads offsets/consumer.go and fails when the two differ.
+// importProps are the librdkafka properties of the consumer of `statesync
+// import` (offsets.ConsumerConfig with StopAtEnd and
+// STATESYNC_TOPIC_REFRESH_INTERVAL's default 30s); props (k=v;k=v, as
+// STATESYNC_KAFKA_PROPERTIES) are passed through as statesync passes them.
 func importProps(brokers, group, props string) kafka.ConfigMap {
-	cm := kafka.ConfigMap{"bootstrap.servers": brokers}
+	pass := map[string]string{"bootstrap.servers": brokers}
 	for _, kv := range strings.Split(props, ";") {
 		if k, v, ok := strings.Cut(kv, "="); ok {
-			cm[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			pass[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
 	}
-	set := func(k string, v kafka.ConfigValue) { cm[k] = v }
-	def := func(k, v string) {
-		if _, ok := cm[k]; !ok {
-			cm[k] = v
-		}
-	}
-	set("group.id", group)
-	set("enable.auto.offset.store", false)
-	set("enable.auto.commit", true)
-	def("auto.commit.interval.ms", "1000")
-	set("partition.assignment.strategy", "cooperative-sticky")
-	def("auto.offset.reset", "earliest")
-	set("enable.partition.eof", true) // StopAtEnd
-	def("topic.metadata.refresh.interval.ms", "30000")
-	def("session.timeout.ms", "10000")
-	def("heartbeat.interval.ms", "1000")
-	def("fetch.max.bytes", "4194304")
-	def("max.partition.fetch.bytes", "524288")
-	def("fetch.queue.backoff.ms", "20")
-	def("queued.max.messages.kbytes", "8192")
-	offsets.Prepare(cm, "consumer")
-	return cm
+	return offsets.ConsumerConfig(offsets.Options{Kafka: pass, GroupID: group, StopAtEnd: true, RefreshInterval: 30 * time.Second})
 }
 
 func cmdConsume(ctx context.Context, args []string) error {

@@ -211,12 +211,11 @@ func cmdCeiling(ctx context.Context, args []string) error {
 	if d.topic == "" {
 		d.topic = "codr.state." + *coll
 	}
-	db, closeDB, err := mf.open()
+	c, closeDB, err := mf.collection(*coll)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	c := db.Collection(*coll)
 
 	// Build every document before the clock starts.
 	t0 := time.Now()
@@ -416,12 +415,11 @@ func cmdAwaitConnect(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, closeDB, err := mf.open()
+	c, closeDB, err := mf.collection(*coll)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	c := db.Collection(*coll)
 	kc, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": *brokers, "group.id": *group, "enable.auto.commit": false})
 	if err != nil {
 		return err
@@ -512,12 +510,11 @@ func cmdVerify(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, closeDB, err := mf.open()
+	c, closeDB, err := mf.collection(*coll)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	c := db.Collection(*coll)
 	k := d.distinct()
 	n, err := c.CountDocuments(ctx, bson.D{})
 	if err != nil {
