@@ -167,7 +167,8 @@ func ConsumerConfig(o Options) kafka.ConfigMap {
 	setDefault(cm, "auto.commit.interval.ms", "1000")
 	cm["partition.assignment.strategy"] = "cooperative-sticky"
 	setDefault(cm, "auto.offset.reset", "earliest")
-	cm["enable.partition.eof"] = o.StopAtEnd
+	// Always: a partition's end says where a transaction's markers end (scheduler.atEnd).
+	cm["enable.partition.eof"] = true
 	if o.RefreshInterval > 0 {
 		setDefault(cm, "topic.metadata.refresh.interval.ms", strconv.FormatInt(o.RefreshInterval.Milliseconds(), 10))
 	}
@@ -280,7 +281,7 @@ func (c *Consumer) handleEvent(ev kafka.Event, now time.Time) error {
 	case *kafka.Message:
 		c.handle(e, now)
 	case kafka.PartitionEOF:
-		c.eof(e)
+		c.eof(e, now)
 	case kafka.OffsetsCommitted:
 		switch {
 		case e.Error == nil:
@@ -590,11 +591,16 @@ func isNoOffset(err error) bool {
 	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
 }
 
-func (c *Consumer) eof(e kafka.PartitionEOF) {
+func (c *Consumer) eof(e kafka.PartitionEOF, now time.Time) {
 	tp := batch.TopicPartition{Topic: *e.Topic, Partition: e.Partition}
-	if c.sched.parts[tp] != nil {
-		c.sched.close(tp) // nothing more is coming soon: no need to wait for the batch timer
+	p := c.sched.parts[tp]
+	if p == nil {
+		return
 	}
+	if c.o.StopAtEnd {
+		c.sched.close(tp) // the import's end: no need to wait for the batch timer
+	}
+	c.sched.atEnd(p, int64(e.Offset), now)
 }
 
 func (c *Consumer) updateLag() {

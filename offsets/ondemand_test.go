@@ -3,11 +3,15 @@ package offsets
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/codr/statesync/test/testenv"
 )
 
 // unreachableProps: librdkafka creates the client without a broker; a
@@ -115,4 +119,35 @@ func TestOnDemandProducerUnderRacingIdleCloses(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Against the broker: a letter produced after an idle close is acknowledged
+// by the producer made again, and both letters are on the topic.
+func TestOnDemandProducerPublishesAfterAnIdleClose(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topic := fmt.Sprintf("codr.svc.ondemand-%d.dlt", time.Now().UnixNano())
+	testenv.CreateTopic(t, brokers, topic, 1, nil)
+	defer testenv.DeleteTopics(t, brokers, topic)
+	o := &OnDemandProducer{Props: map[string]string{"bootstrap.servers": brokers}, Role: "dlt-test",
+		Logging: Logging{Log: zap.NewNop()}, IdleClose: 200 * time.Millisecond}
+	defer o.Close(5 * time.Second)
+	if err := o.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.Produce(ctx, topic, []byte("k"), []byte("before"), nil); err != nil {
+		t.Fatalf("first letter: %v", err)
+	}
+	waitFor(t, "closed after IdleClose", func() bool { return !o.Opened() })
+	if err := o.Produce(ctx, topic, []byte("k"), []byte("after"), nil); err != nil {
+		t.Fatalf("letter after the idle close: %v", err)
+	}
+	var got []string
+	for _, m := range testenv.ReadAll(t, brokers, topic) {
+		got = append(got, string(m.Value))
+	}
+	if strings.Join(got, ",") != "before,after" {
+		t.Fatalf("topic holds %q, want [before after]", got)
+	}
 }

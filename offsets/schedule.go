@@ -64,12 +64,18 @@ type partition struct {
 	// seekTo is the offset a refused seek back still has to reach (-1:
 	// none): the partition stays paused and its messages are dropped
 	// until a retry of the seek succeeds (retrySeeks).
-	seekTo   int64
-	next     int64              // offset after the last message delivered
-	stored   int64              // offset stored for commit (next to read), -1 none
-	low, end int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
-	consumed prometheus.Counter // looked up once: the per-message path stays cheap
-	revoking bool
+	seekTo int64
+	// gapTo is the end of partition a PartitionEOF reported past the last
+	// record delivered (-1: none): the offsets between gapFrom and gapTo
+	// hold no record for us (a transaction's markers, aborted records), and
+	// gapTo is stored once everything before gapFrom is acknowledged
+	// (settleGap).
+	gapFrom, gapTo int64
+	next           int64              // offset after the last message delivered
+	stored         int64              // offset stored for commit (next to read), -1 none
+	low, end       int64              // watermarks at assignment, for StopAtEnd; end -1 unknown
+	consumed       prometheus.Counter // looked up once: the per-message path stays cheap
+	revoking       bool
 
 	unacked unacked             // Kafka timestamps of the records consumed and not yet acknowledged
 	oldest  *metrics.Pending    // publishes unacked's first: statesync_oldest_unwritten_seconds
@@ -109,7 +115,7 @@ func newScheduler(k partitionControl, w Writer, acc *batch.Accumulator, concurre
 // unknown, never imported).
 func (s *scheduler) assign(tp batch.TopicPartition, low, end int64) *partition {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, seekTo: -1, low: low, end: end,
+	p := &partition{tp: tp, ctx: ctx, cancel: cancel, stored: -1, next: -1, seekTo: -1, gapTo: -1, low: low, end: end,
 		consumed: s.m.Consumed.WithLabelValues(tp.Topic),
 		oldest:   s.m.OldestUnwritten.Track(tp.Topic, tp.Partition),
 		fresh:    s.m.ProduceToWritten.WithLabelValues(tp.Topic)}
@@ -383,6 +389,7 @@ func (s *scheduler) complete(cp completion, now time.Time) {
 	}
 	s.acknowledged(p, cp.b.Consumed, cp.at)
 	s.store(p, cp.b.LastOffset+1, cp.b.Consumed, now)
+	s.settleGap(p, now)
 	if len(p.queue) > 0 {
 		s.waiting = append(s.waiting, p.tp)
 	}
@@ -419,6 +426,37 @@ func (s *scheduler) store(p *partition, next int64, records int, now time.Time) 
 	s.status.LastProgress.Store(now.UnixNano())
 }
 
+// atEnd handles a partition EOF: eof is the offset the next record will
+// have. Offsets between the last record delivered and eof hold no record
+// for us (a transactional producer's commit markers, aborted records), so
+// without this a partition ending with a marker would never have its last
+// offset stored: its lag stays 1 (readiness calls it stuck) and an import
+// never reaches its end offsets.
+func (s *scheduler) atEnd(p *partition, eof int64, now time.Time) {
+	if p.seekTo >= 0 || p.revoking || eof <= p.next || eof <= p.stored {
+		return
+	}
+	if p.gapTo < 0 {
+		p.gapFrom = p.next
+	}
+	p.gapTo, p.next = eof, eof
+	s.settleGap(p, now)
+}
+
+// settleGap stores the end of p's gap once nothing before it waits: no
+// batch open, queued or being written, and the records delivered before it
+// acknowledged.
+func (s *scheduler) settleGap(p *partition, now time.Time) {
+	if p.gapTo < 0 || p.writing != nil || len(p.queue) > 0 || s.acc.Pending(p.tp) > 0 || p.stored < p.gapFrom {
+		return
+	}
+	to := p.gapTo
+	p.gapTo = -1
+	if to > p.stored {
+		s.store(p, to, 0, now)
+	}
+}
+
 // seekBack makes the partition deliver again from offset, after a write was
 // abandoned: Pause, Seek, Resume (Resume alone would continue after the
 // last delivered message).
@@ -428,6 +466,7 @@ func (s *scheduler) store(p *partition, next int64, records int, now time.Time) 
 func (s *scheduler) seekBack(p *partition, offset int64) {
 	s.pause(p)
 	p.next = offset
+	p.gapTo = -1 // read again: the next EOF says where the partition ends
 	if err := s.kafka.Seek(p.tp, offset); err != nil {
 		if p.seekTo < 0 {
 			s.log.Error("seek back refused; the partition stays paused and the seek is retried", zap.String("topic", p.tp.Topic),
