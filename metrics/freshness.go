@@ -47,7 +47,8 @@ type Pending struct {
 }
 
 // Set publishes the Kafka timestamp (unix nanos) of the partition's oldest
-// unacknowledged record; 0 (or less: no timestamp) says nothing is pending.
+// unacknowledged record (for one without a Kafka timestamp, when it was
+// consumed); 0 (or less) says nothing is pending.
 func (p *Pending) Set(unixNanos int64) { p.since.Store(max(unixNanos, 0)) }
 
 func newUnwritten() *Unwritten {

@@ -139,12 +139,16 @@ func (s *scheduler) addPoison(p *partition, x batch.Poison, now time.Time) {
 // p's open batch was opened, and keeps m's Kafka timestamp until m is
 // acknowledged.
 func (s *scheduler) accumulated(p *partition, m *record.Message, closed *batch.Batch, now time.Time) {
-	var ts int64 // 0: no timestamp (librdkafka gives -1 ms when the broker has none)
+	// Without a Kafka timestamp (librdkafka gives -1 ms when the broker has
+	// none) the record is kept as -(when it was consumed): the histogram
+	// skips it, and the oldest-unwritten gauge still ages from then
+	// instead of saying nothing is pending.
+	ts := -now.UnixNano()
 	if m.Timestamp.Unix() > 0 {
 		ts = m.Timestamp.UnixNano()
 	}
 	if p.unacked.empty() {
-		p.oldest.Set(ts)
+		p.oldest.Set(abs(ts))
 	}
 	p.unacked.push(ts)
 	if closed != nil {
@@ -409,8 +413,10 @@ func (s *scheduler) acknowledged(p *partition, n int, at time.Time) {
 			p.fresh.Observe(max(time.Duration(now-ts), 0).Seconds())
 		}
 	}
-	p.oldest.Set(p.unacked.first())
+	p.oldest.Set(abs(p.unacked.first()))
 }
+
+func abs(ts int64) int64 { return max(ts, -ts) }
 
 // store stores next for p's commit. Batches of a partition are written one
 // at a time, in offset order, so every record before next is acknowledged.
@@ -600,7 +606,8 @@ func (s *scheduler) imported() bool {
 	return true
 }
 
-// unacked holds the Kafka timestamps (unix nanos, 0: none) of a partition's
+// unacked holds the Kafka timestamps (unix nanos; negative: none, minus when
+// it was consumed; see accumulated) of a partition's
 // records consumed but not yet acknowledged, in offset order: a batch's
 // Consumed first ones when its write is acknowledged (batches of a
 // partition are acknowledged in offset order). No allocation per record.
