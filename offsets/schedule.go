@@ -381,6 +381,7 @@ func (s *scheduler) complete(cp completion, now time.Time) {
 		s.log.Warn("batch abandoned; will re-read from its first offset", zap.String("topic", cp.tp.Topic),
 			zap.Int32("partition", cp.tp.Partition), zap.Int64("offset", cp.b.FirstOffset), zap.Error(cp.err))
 		p.queue = nil
+		p.gapTo = -1
 		s.acc.Drop(cp.tp)
 		p.opened = time.Time{}
 		p.unacked.clear() // read again; p.oldest keeps their age until they are acknowledged
@@ -420,16 +421,17 @@ func abs(ts int64) int64 { return max(ts, -ts) }
 
 // store stores next for p's commit. Batches of a partition are written one
 // at a time, in offset order, so every record before next is acknowledged.
-func (s *scheduler) store(p *partition, next int64, records int, now time.Time) {
+func (s *scheduler) store(p *partition, next int64, records int, now time.Time) bool {
 	if err := s.kafka.StoreOffset(p.tp, next); err != nil {
 		// Storing for a partition that is no longer assigned fails with a
 		// state error: that is the fence working, not a crash.
 		s.log.Warn("store offset refused", zap.String("topic", p.tp.Topic), zap.Int32("partition", p.tp.Partition), zap.Int64("offset", next), zap.Error(err))
-		return
+		return false
 	}
 	p.stored = next
 	s.status.Committed.Add(int64(records))
 	s.status.LastProgress.Store(now.UnixNano())
+	return true
 }
 
 // atEnd handles a partition EOF: eof is the offset the next record will
@@ -442,7 +444,10 @@ func (s *scheduler) atEnd(p *partition, eof int64, now time.Time) {
 	if p.seekTo >= 0 || p.revoking || eof <= p.next || eof <= p.stored {
 		return
 	}
-	if p.gapTo < 0 {
+	if p.gapTo < 0 || p.next != p.gapTo {
+		// records came since the last end: the gap starts after them, so
+		// settling it needs them acknowledged, not merely no longer queued
+		// (a grace running out drops queued batches)
 		p.gapFrom = p.next
 	}
 	p.gapTo, p.next = eof, eof
@@ -456,10 +461,8 @@ func (s *scheduler) settleGap(p *partition, now time.Time) {
 	if p.gapTo < 0 || p.writing != nil || len(p.queue) > 0 || s.acc.Pending(p.tp) > 0 || p.stored < p.gapFrom {
 		return
 	}
-	to := p.gapTo
-	p.gapTo = -1
-	if to > p.stored {
-		s.store(p, to, 0, now)
+	if p.gapTo <= p.stored || s.store(p, p.gapTo, 0, now) {
+		p.gapTo = -1 // kept when the store is refused: the next completion or end tries again
 	}
 }
 
@@ -583,6 +586,7 @@ func (s *scheduler) finish(ps []*partition, grace time.Duration) {
 			for _, p := range ps {
 				p.cancel()
 				p.queue = nil
+				p.gapTo = -1 // dropped records before it: nothing past them may be stored
 			}
 			for busy() {
 				s.complete(<-s.done, time.Now())

@@ -88,18 +88,7 @@ func ProducePaced(brokers, topic string, msgs []Msg, chunk int, pause time.Durat
 		if chunk > 0 && i > 0 && i%chunk == 0 && pause > 0 {
 			time.Sleep(pause)
 		}
-		km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: m.Key, Value: m.Value}
-		if m.Explicit {
-			km.TopicPartition.Partition = m.Partition
-		}
-		keys := make([]string, 0, len(m.Headers))
-		for k := range m.Headers {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(m.Headers[k])})
-		}
+		km := m.kafka(topic)
 		for {
 			err := p.Produce(km, delivery)
 			var ke kafka.Error
@@ -124,6 +113,59 @@ func ProducePaced(brokers, topic string, msgs []Msg, chunk int, pause time.Durat
 		}
 	}
 	return nil
+}
+
+// kafka is m as a message to topic (headers in name order).
+func (m Msg) kafka(topic string) *kafka.Message {
+	km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: m.Key, Value: m.Value}
+	if m.Explicit {
+		km.TopicPartition.Partition = m.Partition
+	}
+	keys := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(m.Headers[k])})
+	}
+	return km
+}
+
+// ProduceTransactions sends each of txs in a transaction of its own, in
+// order, aborting those abort says: a transactional producer, whose commit
+// markers take offsets and whose aborted records a read-committed consumer
+// never sees.
+func ProduceTransactions(t testing.TB, brokers, topic string, txs [][]Msg, abort func(i int) bool) {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": brokers,
+		"transactional.id": fmt.Sprintf("statesync-test-%d", time.Now().UnixNano()), "linger.ms": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.InitTransactions(ctx); err != nil {
+		t.Fatalf("init transactions: %v", err)
+	}
+	for i, tx := range txs {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range tx {
+			if err := p.Produce(m.kafka(topic), nil); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+		end := p.CommitTransaction
+		if abort(i) {
+			end = p.AbortTransaction
+		}
+		if err := end(ctx); err != nil {
+			t.Fatalf("end transaction %d: %v", i, err)
+		}
+	}
 }
 
 // EndOffsets returns the high watermark of every partition of topic.
