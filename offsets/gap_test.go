@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap/zaptest"
 
@@ -111,31 +110,17 @@ func newTransactionalFixture(t *testing.T) *fixture {
 	n := strconv.FormatInt(time.Now().UnixNano(), 36)
 	f.topic, f.group = "codr.state.tx-"+n, "tx-"+n
 	testenv.CreateTopic(t, f.brokers, f.topic, 1, nil)
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": f.brokers, "transactional.id": "statesync-test-" + n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := p.InitTransactions(ctx); err != nil {
-		t.Fatal(err)
-	}
+	var txs [][]testenv.Msg
 	for tx := 0; tx < 2; tx++ {
-		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
+		var msgs []testenv.Msg
 		for i := 0; i < 5; i++ {
 			id := bson.NewObjectID()
-			if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &f.topic, Partition: 0},
-				Key: []byte(id.Hex()), Value: fmt.Appendf(nil, `{"payload":{"tx":%d,"i":%d}}`, tx, i)}, nil); err != nil {
-				t.Fatal(err)
-			}
+			msgs = append(msgs, testenv.Msg{Key: []byte(id.Hex()), Value: fmt.Appendf(nil, `{"payload":{"tx":%d,"i":%d}}`, tx, i),
+				Partition: 0, Explicit: true})
 		}
-		if err := p.CommitTransaction(ctx); err != nil {
-			t.Fatal(err)
-		}
+		txs = append(txs, msgs)
 	}
+	testenv.ProduceTransactions(t, f.brokers, f.topic, txs, func(int) bool { return false })
 	f.ends = testenv.EndOffsets(t, f.brokers, f.topic)
 	if f.ends[0] != 12 {
 		t.Fatalf("end offset %d, want 12 (10 records, 2 commit markers)", f.ends[0])
