@@ -21,17 +21,7 @@ import (
 // No broker: librdkafka is pointed at a closed port and never subscribed,
 // so Poll returns nothing after its timeout.
 func TestAPollThatReturnsNothingHandlesTheWritesThatFinishedFirst(t *testing.T) {
-	w := &gatedWriter{started: make(chan *gatedWrite, 8)}
-	c, err := New(Options{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1"}, GroupID: "attack",
-		Batch: batch.Options{MaxDocs: 1000, MaxWait: 30 * time.Second}, Log: zaptest.NewLogger(t),
-		Metrics: metrics.New(prometheus.NewRegistry())}, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(5 * time.Second)
-	s := c.sched
-	p := s.assign(tp(0), 0, -1)
-	defer p.cancel()
+	w, c, s, p := brokerlessConsumer(t, "attack")
 	add := func(off int64) {
 		id := bson.NewObjectID()
 		s.add(p, record.Record{Msg: record.Message{Topic: testTopic, Partition: 0, Offset: off, Key: []byte(id.Hex()),
@@ -62,17 +52,7 @@ func TestAPollThatReturnsNothingHandlesTheWritesThatFinishedFirst(t *testing.T) 
 // in flight, an open batch's close, a refused seek's retry), idlePollMs
 // when nothing does (an idle sidecar wakes the Go runtime less often).
 func TestAPollWaitsLongOnlyWhenNothingNeedsTheLoop(t *testing.T) {
-	w := &gatedWriter{started: make(chan *gatedWrite, 8)}
-	c, err := New(Options{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1"}, GroupID: "idle",
-		Batch: batch.Options{MaxDocs: 1000, MaxWait: 30 * time.Second}, Log: zaptest.NewLogger(t),
-		Metrics: metrics.New(prometheus.NewRegistry())}, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(5 * time.Second)
-	s := c.sched
-	p := s.assign(tp(0), 0, -1)
-	defer p.cancel()
+	w, c, s, p := brokerlessConsumer(t, "idle")
 	if got := c.pollTimeout(); got != idlePollMs {
 		t.Errorf("nothing open, written or retried: %d ms, want %d", got, idlePollMs)
 	}
@@ -134,4 +114,21 @@ func TestAnImportThatLosesItsPartitionsWaitsForThemAgain(t *testing.T) {
 	if err := first.check(0, at(61), o); err == nil || !strings.Contains(err.Error(), "no partition assigned within 1m0s: no topic matches [codr.state.user]") {
 		t.Fatalf("never assigned: %v", err)
 	}
+}
+
+// brokerlessConsumer is a consumer pointed at a closed port (never
+// subscribed: Poll returns nothing after its timeout) writing through a
+// gated writer, with partition 0 of the test topic assigned.
+func brokerlessConsumer(t *testing.T, group string) (*gatedWriter, *Consumer, *scheduler, *partition) {
+	w := &gatedWriter{started: make(chan *gatedWrite, 8)}
+	c, err := New(Options{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1"}, GroupID: group,
+		Batch: batch.Options{MaxDocs: 1000, MaxWait: 30 * time.Second}, Log: zaptest.NewLogger(t),
+		Metrics: metrics.New(prometheus.NewRegistry())}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(5 * time.Second) })
+	p := c.sched.assign(tp(0), 0, -1)
+	t.Cleanup(p.cancel)
+	return w, c, c.sched, p
 }
